@@ -1,0 +1,3 @@
+from git_credential_pat.cli import main
+
+main()

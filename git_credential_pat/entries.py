@@ -1,0 +1,104 @@
+"""What the store keeps under one key, and git's rules for matching it.
+
+Each keyring item holds every credential for one place: an Azure DevOps organization, or one
+`protocol://host` for everything else, so `get` is one exact-key look-up however many credentials
+exist. Matching follows git's own storage helpers (credential.c `credential_match`): a field the
+request leaves out matches anything, a field it gives (even empty) must be equal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from git_credential_pat.protocol import Message
+
+Entry = dict[str, Any]
+Item = dict[str, Any]
+FORMAT_VERSION = 1
+MATCHED_FIELDS = ("path", "username")
+KEPT_FIELDS = ("username", "password", "path", "password_expiry_utc", "oauth_refresh_token",
+               "authtype", "credential")
+
+
+def item_key(protocol: str, host: str) -> str:
+    return f"{protocol}://{host.lower()}"
+
+
+def load(text: str | None) -> Item:
+    """Parse a stored item; an unreadable one counts as empty rather than breaking git."""
+    if text:
+        try:
+            item = json.loads(text)
+        except ValueError:
+            item = None
+        if isinstance(item, dict) and isinstance(item.get("credentials"), list):
+            return item
+    return {"v": FORMAT_VERSION, "credentials": []}
+
+
+def dump(item: Item) -> str:
+    return json.dumps(item, separators=(",", ":"), sort_keys=True)
+
+
+def expired(entry: Entry, now: float) -> bool:
+    expiry = entry.get("password_expiry_utc")
+    return expiry is not None and int(expiry) <= now
+
+
+def matches(entry: Entry, request: Message, *, with_password: bool = False) -> bool:
+    names = (*MATCHED_FIELDS, "password") if with_password else MATCHED_FIELDS
+    for name in names:
+        wanted = request.get(name)
+        if wanted is not None and entry.get(name) != wanted:
+            return False
+    return True
+
+
+def find(item: Item, request: Message, now: float) -> Entry | None:
+    for entry in item["credentials"]:
+        if matches(entry, request) and not expired(entry, now):
+            return entry
+    return None
+
+
+def entry_from(request: Message) -> Entry:
+    """The part of a `store` request worth keeping."""
+    entry: Entry = {k: request.get(k) for k in KEPT_FIELDS if request.get(k) is not None}
+    if "password_expiry_utc" in entry:
+        try:
+            entry["password_expiry_utc"] = int(entry["password_expiry_utc"])
+        except ValueError:
+            del entry["password_expiry_utc"]
+    return entry
+
+
+def put(item: Item, entry: Entry) -> None:
+    """Replace the credential with the same path and user name, as git's store helpers do."""
+    same = {name: entry.get(name) for name in MATCHED_FIELDS}
+    item["credentials"] = [
+        old for old in item["credentials"]
+        if any(old.get(name) != value for name, value in same.items())
+    ] + [entry]
+
+
+def remove(item: Item, request: Message) -> list[Entry]:
+    """Drop every credential the erase request matches (password included); return them."""
+    gone = [e for e in item["credentials"] if matches(e, request, with_password=True)]
+    item["credentials"] = [e for e in item["credentials"] if e not in gone]
+    return gone
+
+
+def answer(entry: Entry, request: Message) -> list[tuple[str, str]]:
+    """The protocol answer for a stored credential.
+
+    `authtype`/`credential` go only to a git that announced `capability[]=authtype`, and then
+    the capability is echoed first, as git-credential(1) requires.
+    """
+    pairs: list[tuple[str, str]] = []
+    if entry.get("authtype") and "authtype" in request.values("capability[]"):
+        pairs.append(("capability[]", "authtype"))
+        pairs += [(k, str(entry[k])) for k in ("authtype", "credential") if k in entry]
+    pairs += [(k, str(entry[k])) for k in ("username", "password", "password_expiry_utc",
+                                            "oauth_refresh_token") if k in entry]
+    return pairs

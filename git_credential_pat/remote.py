@@ -1,0 +1,79 @@
+"""Which remotes are Azure DevOps organizations, and which organization.
+
+The same organization is reached as `dev.azure.com/{org}`, `{org}@dev.azure.com/{org}` and
+`{org}.visualstudio.com`; all of them map to one lower-case organization name so that they
+share one credential. Anything that is not exactly one of those hosts over HTTPS, such as a
+lookalike host or an `http://` URL, is never treated as Azure DevOps, so a PAT never goes there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from git_credential_pat.errors import HelperError
+
+# Azure DevOps organization names: letters, digits and hyphens, starting and ending with a letter
+# or digit, at most 50 characters.
+_ORG_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?\Z")
+_VISUALSTUDIO = re.compile(r"(?P<org>[a-z0-9-]+)\.visualstudio\.com\Z")
+# Service hosts under visualstudio.com that are not organizations.
+_NOT_ORGS = frozenset({"app", "vssps", "vsrm", "vsaex", "vssps-app", "status", "www", "marketplace"})
+ORG_HOST = "dev.azure.com"
+
+
+@dataclass(frozen=True)
+class Org:
+    """An Azure DevOps organization, named the way its URLs name it, in lower case."""
+
+    name: str
+
+    @property
+    def url(self) -> str:
+        return f"https://{ORG_HOST}/{self.name}"
+
+
+def _host_without_default_port(host: str) -> str:
+    host = host.lower()
+    return host[: -len(":443")] if host.endswith(":443") else host
+
+
+def account_hint(username: str | None, org: Org) -> str:
+    """The Entra account a remote's user name asks for, if it names one.
+
+    Azure DevOps' own clone URLs put the organization name before the `@`; only a user name that
+    looks like a UPN (`alice@contoso.com`, written `alice%40contoso.com@` in the URL) picks an
+    account.
+    """
+    if username and "@" in username and username.lower() != org.name:
+        return username
+    return ""
+
+
+def azure_org(protocol: str, host: str, path: str | None, username: str | None) -> Org | None:
+    """The organization a request is for, or None when the remote is not Azure DevOps.
+
+    Raises when the remote is `dev.azure.com` but names no organization: git withholds the path
+    unless `useHttpPath` is set, and guessing would hand one organization's PAT to another.
+    """
+    if protocol != "https":
+        return None
+    host = _host_without_default_port(host)
+    match = _VISUALSTUDIO.match(host)
+    if match:
+        name = match.group("org")
+        return Org(name) if _ORG_NAME.match(name) and name not in _NOT_ORGS else None
+    if host != ORG_HOST:
+        return None
+    candidates = [path.split("/", 1)[0]] if path else []
+    if username and "@" not in username:
+        candidates.append(username)
+    for candidate in candidates:
+        name = candidate.lower()
+        if _ORG_NAME.match(name):
+            return Org(name)
+    raise HelperError(
+        "git did not say which Azure DevOps organization this is for; run "
+        "`git config --global credential.https://dev.azure.com.useHttpPath true` "
+        "(or `git credential-pat configure`)"
+    )

@@ -1,0 +1,172 @@
+"""Every setting, where it comes from, and its default.
+
+A setting is a git config key under `credential.<url>.*`, so it can be scoped to one organization
+(`credential.https://dev.azure.com/contoso.patScope`), and an environment variable that mirrors it
+and wins (`GIT_CREDENTIAL_PAT_SCOPE`), so scripts and CI can override without touching config.
+All of a remote's settings come from a single `git config --get-urlmatch` call, because `get`
+runs on every fetch and each extra process costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, fields, replace
+from typing import Callable
+
+from git_credential_pat.errors import HelperError
+
+# The Visual Studio public client that Azure DevOps accepts for delegated sign-in; Git Credential
+# Manager signs in to Azure Repos with it too, so organizations that allow one allow the other.
+DEFAULT_CLIENT_ID = "872cd9fa-d31f-45e0-9eab-6e460a02d1f1"
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+ENV_PREFIX = "GIT_CREDENTIAL_PAT_"
+CONFIG_PREFIX = "pat"
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        value = value.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        number = kind(value.strip())
+        if number <= 0:
+            raise ValueError("expected a positive number")
+        return number
+
+    return parse
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _path(value: str) -> str:
+    return os.path.expanduser(value.strip())
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting's documentation, kept beside its parser so `--help` and the README agree."""
+
+    name: str
+    parse: Callable[[str], object]
+    doc: str
+
+    @property
+    def config_key(self) -> str:
+        return CONFIG_PREFIX + "".join(part.capitalize() for part in self.name.split("_"))
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = "auto"
+    scope: str = "vso.code_write"
+    lifespan_days: int = 30
+    rotate_days: int = 7
+    account: str = ""
+    client_id: str = DEFAULT_CLIENT_ID
+    tenant: str = ""
+    authority_host: str = DEFAULT_AUTHORITY_HOST
+    interactive: str = "auto"
+    flow: str = "auto"
+    store: str = "keyring"
+    store_file: str = ""
+    timeout: float = 30.0
+    signin_timeout: float = 300.0
+    trace: str = ""
+    proxy: str = ""
+    ca_file: str = ""
+    ssl_verify: bool = True
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("mode", _choice("auto", "pat", "oauth"),
+            "auto: mint a PAT, and answer with the Entra access token when the organization "
+            "forbids PATs; pat: PATs only; oauth: always the access token, never a PAT."),
+    Setting("scope", _text, "Space-separated PAT scopes. vso.code reads, vso.code_write pushes; "
+            "app_token (full access) only when named here."),
+    Setting("lifespan_days", _positive(int), "Days a new PAT is valid."),
+    Setting("rotate_days", _positive(int),
+            "A PAT with fewer days left than this is replaced on the next use."),
+    Setting("account", _text, "The Entra account (UPN) to sign in with for these remotes."),
+    Setting("client_id", _text, "The public client (app registration) used to sign in."),
+    Setting("tenant", _text, "Pin the Entra tenant instead of asking the organization."),
+    Setting("authority_host", _text, "The sign-in host, for sovereign clouds."),
+    Setting("interactive", _choice("auto", "never"),
+            "never: fail instead of opening a browser or printing a device code."),
+    Setting("flow", _choice("auto", "browser", "device", "broker"),
+            "How to sign in when a person is needed."),
+    Setting("store", _choice("keyring", "file"),
+            "Where secrets live: the OS keyring, or (opt-in) a 0600 file."),
+    Setting("store_file", _path, "The file used when store is file."),
+    Setting("timeout", _positive(float), "Seconds to wait for one HTTP request."),
+    Setting("signin_timeout", _positive(float), "Seconds to wait for a person to sign in."),
+    Setting("trace", _text,
+            "1 or stderr traces to stderr; an absolute path appends to that file. "
+            "Secrets are always redacted."),
+)
+_BY_CONFIG_KEY = {s.config_key.lower(): s for s in SETTINGS}
+
+
+def git_config_section(section: str, url: str, cwd: str | None = None) -> dict[str, str]:
+    """Values of one config section that apply to `url`, as git's own URL matching decides."""
+    try:
+        done = subprocess.run(
+            ["git", "config", "-z", "--get-urlmatch", section, url],
+            capture_output=True, timeout=10, cwd=cwd, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise HelperError(f"cannot read git config: {error.__class__.__name__}") from None
+    values: dict[str, str] = {}
+    for item in done.stdout.split(b"\0"):
+        key, _, value = item.decode("utf-8", "replace").partition("\n")
+        if key:
+            values[key.lower()] = value
+    return values
+
+
+def _parse(setting: Setting, value: str, source: str) -> object:
+    try:
+        return setting.parse(value)
+    except ValueError as error:
+        raise HelperError(f"{source}={value!r} is not valid: {error}") from None
+
+
+def load(url: str, environ: dict[str, str] | None = None) -> Settings:
+    """Settings for a remote URL: environment over `credential.<url>.*` over defaults."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    config = git_config_section("credential", url)
+    for key, value in config.items():
+        setting = _BY_CONFIG_KEY.get(key.removeprefix("credential."))
+        if setting:
+            values[setting.name] = _parse(setting, value, f"credential.{setting.config_key}")
+    for setting in SETTINGS:
+        if setting.env_var in env:
+            values[setting.name] = _parse(setting, env[setting.env_var], setting.env_var)
+    known = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in known})
+
+
+def with_http(settings: Settings, url: str) -> Settings:
+    """Add git's proxy and CA settings for `url`, which only the network paths need."""
+    http = git_config_section("http", url)
+    verify = http.get("http.sslverify", "true").strip().lower() not in ("false", "no", "off", "0")
+    return replace(
+        settings,
+        proxy=http.get("http.proxy", ""),
+        ca_file=os.path.expanduser(http.get("http.sslcainfo", "")),
+        ssl_verify=verify and not os.environ.get("GIT_SSL_NO_VERIFY"),
+    )

@@ -1,0 +1,96 @@
+"""Where secrets live: the OS keyring by default, a 0600 file only when the user opts in.
+
+Both backends are the same tiny key/value interface so everything above them is plain logic.
+Values are JSON text written by `entries`; keys are readable names such as
+`https://dev.azure.com/contoso`, so a person browsing their keyring sees what each item is for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Protocol
+
+from git_credential_pat import lock
+from git_credential_pat.errors import HelperError
+
+SERVICE = "git-credential-pat"
+FILE_STORE_HINT = "git config --global credential.patStore file"
+
+
+class StoreError(HelperError):
+    """The secret store cannot be used; the message says how to fix it."""
+
+
+class SecretStore(Protocol):
+    description: str
+
+    def read(self, key: str) -> str | None: ...
+
+    def write(self, key: str, value: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self) -> list[str]: ...
+
+
+def default_file() -> str:
+    base = os.environ.get("XDG_CONFIG_HOME") or (
+        os.environ.get("APPDATA") if sys.platform == "win32" else None
+    ) or os.path.expanduser("~/.config")
+    return os.path.join(base, "git-credential-pat", "credentials.json")
+
+
+class FileStore:
+    """A JSON file readable only by its owner, for servers with no keyring; opt-in and warned."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.description = f"file {path} (plaintext, mode 0600)"
+
+    def _load(self) -> dict[str, str]:
+        try:
+            with open(self.path, encoding="utf-8") as stream:
+                data = json.load(stream)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            raise StoreError(f"cannot read {self.path}: {error.__class__.__name__}") from None
+        return data if isinstance(data, dict) else {}
+
+    def _save(self, data: dict[str, str]) -> None:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        temporary = f"{self.path}.{os.getpid()}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=1, sort_keys=True)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, self.path)
+
+    def read(self, key: str) -> str | None:
+        return self._load().get(key)
+
+    def write(self, key: str, value: str) -> None:
+        with lock.held(f"file:{self.path}", timeout=30):
+            data = self._load()
+            data[key] = value
+            self._save(data)
+
+    def delete(self, key: str) -> None:
+        with lock.held(f"file:{self.path}", timeout=30):
+            data = self._load()
+            if data.pop(key, None) is not None:
+                self._save(data)
+
+    def keys(self) -> list[str]:
+        return sorted(self._load())
+
+
+def open_store(kind: str, store_file: str = "") -> SecretStore:
+    if kind == "file":
+        return FileStore(store_file or default_file())
+    from git_credential_pat.keyringstore import KeyringStore
+
+    return KeyringStore()

@@ -1,0 +1,47 @@
+"""Shared fixtures: an isolated HOME and git config per test, and the real Secret Service.
+
+`tests/run` starts the suite inside a private D-Bus session with an unlocked gnome-keyring, so
+the keyring tests use the real Secret Service; each test starts from an empty keyring.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.gitenv import GitEnv
+
+BIN = Path(sys.executable).parent
+
+
+def _secret_service_up() -> bool:
+    return bool(os.environ.get("DBUS_SESSION_BUS_ADDRESS")) and shutil.which("secret-tool") is not None
+
+
+@pytest.fixture
+def keyring_clean() -> Iterator[None]:
+    """An empty Secret Service for this test, and empty again after it."""
+    if not _secret_service_up():
+        pytest.skip("needs the Secret Service that tests/run starts")
+    clear = ["secret-tool", "clear", "service", "git-credential-pat"]
+    subprocess.run(clear, check=False, timeout=20)
+    yield
+    subprocess.run(clear, check=False, timeout=20)
+
+
+@pytest.fixture
+def genv(tmp_path: Path) -> GitEnv:
+    """A person's machine in miniature: HOME, global git config, the helper on PATH."""
+    return GitEnv.create(tmp_path, BIN)
+
+
+@pytest.fixture
+def kenv(genv: GitEnv, keyring_clean: None) -> GitEnv:
+    """The same, with the OS keyring (Secret Service) as the store."""
+    return genv.with_keyring()
