@@ -8,13 +8,14 @@ request leaves out matches anything, a field it gives (even empty) must be equal
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from git_credential_pat.protocol import Message
 
-Entry = dict[str, Any]
-Item = dict[str, Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Entry = dict[str, Any]
+    Item = dict[str, Any]
 FORMAT_VERSION = 1
 MATCHED_FIELDS = ("path", "username")
 KEPT_FIELDS = ("username", "password", "path", "password_expiry_utc", "oauth_refresh_token",
@@ -25,12 +26,37 @@ def item_key(protocol: str, host: str) -> str:
     return f"{protocol}://{host.lower()}"
 
 
+def parse_json(text: str) -> object:
+    """JSON without importing `json`, whose regular expressions cost `get` ~15 ms at start-up;
+    CPython's C scanner does the same work. Other interpreters use `json`."""
+    try:
+        from _json import make_scanner
+    except ImportError:
+        import json
+
+        return json.loads(text)
+
+    class Context:
+        strict = True
+        object_hook = object_pairs_hook = None
+        parse_float, parse_int, memo = float, int, {}
+
+        @staticmethod
+        def parse_constant(name: str) -> float:
+            return float(name)
+
+    value, end = make_scanner(Context)(text, 0)
+    if text[end:].strip():
+        raise ValueError("trailing data")
+    return value
+
+
 def load(text: str | None) -> Item:
     """Parse a stored item; an unreadable one counts as empty rather than breaking git."""
     if text:
         try:
-            item = json.loads(text)
-        except ValueError:
+            item = parse_json(text)
+        except (ValueError, StopIteration, SystemError, RecursionError):  # what the scanner raises
             item = None
         if isinstance(item, dict) and isinstance(item.get("credentials"), list):
             return item
@@ -38,6 +64,8 @@ def load(text: str | None) -> Item:
 
 
 def dump(item: Item) -> str:
+    import json
+
     return json.dumps(item, separators=(",", ":"), sort_keys=True)
 
 

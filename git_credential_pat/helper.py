@@ -11,14 +11,19 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
 
 from git_credential_pat import entries, settings as settings_mod
-from git_credential_pat.entries import Entry, Item
 from git_credential_pat.protocol import Message
 from git_credential_pat.remote import Org, account_hint, azure_org
-from git_credential_pat.settings import Settings
-from git_credential_pat.store import SecretStore, open_store
+from git_credential_pat.store import open_store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from git_credential_pat.entries import Entry, Item
+    from git_credential_pat.settings import Settings
+    from git_credential_pat.store import SecretStore
 
 Answer = list[tuple[str, str]]
 DAY = 86400

@@ -8,8 +8,6 @@ about to be written with LF, CR or NUL is refused too, so nothing can smuggle an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 MAX_LINE = 65535
 LIST_KEYS = ("wwwauth[]", "capability[]", "state[]")
 _URL_FIELDS = ("protocol", "host", "path", "username", "password")
@@ -19,12 +17,18 @@ class ProtocolError(ValueError):
     """The input is not a credential git would send; the helper answers nothing."""
 
 
-@dataclass
 class Message:
     """One credential description: single-valued attributes plus git's repeated `key[]` lists."""
 
-    attrs: dict[str, str] = field(default_factory=dict)
-    lists: dict[str, list[str]] = field(default_factory=dict)
+    __slots__ = ("attrs", "lists")
+
+    def __init__(self, attrs: dict[str, str] | None = None,
+                 lists: dict[str, list[str]] | None = None) -> None:
+        self.attrs = attrs if attrs is not None else {}
+        self.lists = lists if lists is not None else {}
+
+    def __repr__(self) -> str:
+        return f"Message(attrs={self.attrs!r}, lists={self.lists!r})"
 
     def get(self, key: str) -> str | None:
         return self.attrs.get(key)

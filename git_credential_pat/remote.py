@@ -8,25 +8,38 @@ lookalike host or an `http://` URL, is never treated as Azure DevOps, so a PAT n
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from git_credential_pat.errors import HelperError
 
-# Azure DevOps organization names: letters, digits and hyphens, starting and ending with a letter
-# or digit, at most 50 characters.
-_ORG_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?\Z")
-_VISUALSTUDIO = re.compile(r"(?P<org>[a-z0-9-]+)\.visualstudio\.com\Z")
+_ORG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+_VISUALSTUDIO = ".visualstudio.com"
 # Service hosts under visualstudio.com that are not organizations.
 _NOT_ORGS = frozenset({"app", "vssps", "vsrm", "vsaex", "vssps-app", "status", "www", "marketplace"})
 ORG_HOST = "dev.azure.com"
 
 
-@dataclass(frozen=True)
+def valid_org_name(name: str) -> bool:
+    """Azure DevOps organization names: letters, digits and hyphens, starting and ending with a
+    letter or digit, at most 50 characters (checked without `re`, which `get` cannot afford)."""
+    return (0 < len(name) <= 50 and set(name) <= _ORG_CHARS
+            and not name.startswith("-") and not name.endswith("-"))
+
+
 class Org:
     """An Azure DevOps organization, named the way its URLs name it, in lower case."""
 
-    name: str
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Org) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"Org({self.name!r})"
 
     @property
     def url(self) -> str:
@@ -59,10 +72,9 @@ def azure_org(protocol: str, host: str, path: str | None, username: str | None) 
     if protocol != "https":
         return None
     host = _host_without_default_port(host)
-    match = _VISUALSTUDIO.match(host)
-    if match:
-        name = match.group("org")
-        return Org(name) if _ORG_NAME.match(name) and name not in _NOT_ORGS else None
+    if host.endswith(_VISUALSTUDIO):
+        name = host[: -len(_VISUALSTUDIO)]
+        return Org(name) if valid_org_name(name) and name not in _NOT_ORGS else None
     if host != ORG_HOST:
         return None
     candidates = [path.split("/", 1)[0]] if path else []
@@ -70,7 +82,7 @@ def azure_org(protocol: str, host: str, path: str | None, username: str | None) 
         candidates.append(username)
     for candidate in candidates:
         name = candidate.lower()
-        if _ORG_NAME.match(name):
+        if valid_org_name(name):
             return Org(name)
     raise HelperError(
         "git did not say which Azure DevOps organization this is for; run "

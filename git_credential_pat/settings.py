@@ -10,11 +10,13 @@ runs on every fetch and each extra process costs milliseconds.
 from __future__ import annotations
 
 import os
-import subprocess
-from dataclasses import dataclass, fields, replace
-from typing import Callable
+import sys
 
 from git_credential_pat.errors import HelperError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 # The Visual Studio public client that Azure DevOps accepts for delegated sign-in; Git Credential
 # Manager signs in to Azure Repos with it too, so organizations that allow one allow the other.
@@ -34,7 +36,7 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
     def parse(value: str) -> float:
         number = kind(value.strip())
         if number <= 0:
@@ -52,13 +54,13 @@ def _path(value: str) -> str:
     return os.path.expanduser(value.strip())
 
 
-@dataclass(frozen=True)
 class Setting:
     """One setting's documentation, kept beside its parser so `--help` and the README agree."""
 
-    name: str
-    parse: Callable[[str], object]
-    doc: str
+    __slots__ = ("default", "doc", "name", "parse")
+
+    def __init__(self, name: str, default: object, parse: Callable[[str], object], doc: str) -> None:
+        self.name, self.default, self.parse, self.doc = name, default, parse, doc
 
     @property
     def config_key(self) -> str:
@@ -69,68 +71,103 @@ class Setting:
         return ENV_PREFIX + self.name.upper()
 
 
-@dataclass(frozen=True)
-class Settings:
-    mode: str = "auto"
-    scope: str = "vso.code_write"
-    lifespan_days: int = 30
-    rotate_days: int = 7
-    account: str = ""
-    client_id: str = DEFAULT_CLIENT_ID
-    tenant: str = ""
-    authority_host: str = DEFAULT_AUTHORITY_HOST
-    interactive: str = "auto"
-    flow: str = "auto"
-    store: str = "keyring"
-    store_file: str = ""
-    timeout: float = 30.0
-    signin_timeout: float = 300.0
-    trace: str = ""
-    proxy: str = ""
-    ca_file: str = ""
-    ssl_verify: bool = True
-
-
 SETTINGS: tuple[Setting, ...] = (
-    Setting("mode", _choice("auto", "pat", "oauth"),
+    Setting("mode", "auto", _choice("auto", "pat", "oauth"),
             "auto: mint a PAT, and answer with the Entra access token when the organization "
             "forbids PATs; pat: PATs only; oauth: always the access token, never a PAT."),
-    Setting("scope", _text, "Space-separated PAT scopes. vso.code reads, vso.code_write pushes; "
+    Setting("scope", "vso.code_write", _text, "Space-separated PAT scopes. vso.code reads, vso.code_write pushes; "
             "app_token (full access) only when named here."),
-    Setting("lifespan_days", _positive(int), "Days a new PAT is valid."),
-    Setting("rotate_days", _positive(int),
+    Setting("lifespan_days", 30, _positive(int), "Days a new PAT is valid."),
+    Setting("rotate_days", 7, _positive(int),
             "A PAT with fewer days left than this is replaced on the next use."),
-    Setting("account", _text, "The Entra account (UPN) to sign in with for these remotes."),
-    Setting("client_id", _text, "The public client (app registration) used to sign in."),
-    Setting("tenant", _text, "Pin the Entra tenant instead of asking the organization."),
-    Setting("authority_host", _text, "The sign-in host, for sovereign clouds."),
-    Setting("interactive", _choice("auto", "never"),
+    Setting("account", "", _text, "The Entra account (UPN) to sign in with for these remotes."),
+    Setting("client_id", DEFAULT_CLIENT_ID, _text, "The public client (app registration) used to sign in."),
+    Setting("tenant", "", _text, "Pin the Entra tenant instead of asking the organization."),
+    Setting("authority_host", DEFAULT_AUTHORITY_HOST, _text, "The sign-in host, for sovereign clouds."),
+    Setting("interactive", "auto", _choice("auto", "never"),
             "never: fail instead of opening a browser or printing a device code."),
-    Setting("flow", _choice("auto", "browser", "device", "broker"),
+    Setting("flow", "auto", _choice("auto", "browser", "device", "broker"),
             "How to sign in when a person is needed."),
-    Setting("store", _choice("keyring", "file"),
+    Setting("store", "keyring", _choice("keyring", "file"),
             "Where secrets live: the OS keyring, or (opt-in) a 0600 file."),
-    Setting("store_file", _path, "The file used when store is file."),
-    Setting("timeout", _positive(float), "Seconds to wait for one HTTP request."),
-    Setting("signin_timeout", _positive(float), "Seconds to wait for a person to sign in."),
-    Setting("trace", _text,
+    Setting("store_file", "", _path, "The file used when store is file."),
+    Setting("timeout", 30.0, _positive(float), "Seconds to wait for one HTTP request."),
+    Setting("signin_timeout", 300.0, _positive(float), "Seconds to wait for a person to sign in."),
+    Setting("trace", "", _text,
             "1 or stderr traces to stderr; an absolute path appends to that file. "
             "Secrets are always redacted."),
 )
 _BY_CONFIG_KEY = {s.config_key.lower(): s for s in SETTINGS}
 
 
+class Settings:
+    """The settings in force for one remote; attributes are named as in `SETTINGS`.
+
+    git's proxy and CA settings ride along (`proxy`, `ca_file`, `ssl_verify`) once `with_http`
+    has read them, which only the network paths do.
+    """
+
+    mode: str
+    scope: str
+    lifespan_days: int
+    rotate_days: int
+    account: str
+    client_id: str
+    tenant: str
+    authority_host: str
+    interactive: str
+    flow: str
+    store: str
+    store_file: str
+    timeout: float
+    signin_timeout: float
+    trace: str
+    proxy: str = ""
+    ca_file: str = ""
+    ssl_verify: bool = True
+
+    def __init__(self, **values: object) -> None:
+        for setting in SETTINGS:
+            setattr(self, setting.name, values.pop(setting.name, setting.default))
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def replace(self, **values: object) -> Settings:
+        return Settings(**{**vars(self), **values})
+
+
+def _run_git(args: list[str], cwd: str | None = None) -> bytes:
+    """Run git and return its stdout, without importing `subprocess` on POSIX: `get` runs on
+    every fetch and that import alone costs more than the git process."""
+    if sys.platform == "win32":
+        import subprocess
+
+        return subprocess.run(args, capture_output=True, timeout=10, cwd=cwd, check=False).stdout
+    read_end, write_end = os.pipe()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, write_end, 1),
+               (os.POSIX_SPAWN_DUP2, devnull, 2), (os.POSIX_SPAWN_CLOSE, read_end)]
+    try:
+        if cwd:
+            args = ["git", "-C", cwd, *args[1:]]
+        pid = os.posix_spawnp(args[0], args, os.environ, file_actions=actions)
+    finally:
+        os.close(write_end)
+        os.close(devnull)
+    with os.fdopen(read_end, "rb") as pipe:
+        output = pipe.read()
+    os.waitpid(pid, 0)
+    return output
+
+
 def git_config_section(section: str, url: str, cwd: str | None = None) -> dict[str, str]:
     """Values of one config section that apply to `url`, as git's own URL matching decides."""
     try:
-        done = subprocess.run(
-            ["git", "config", "-z", "--get-urlmatch", section, url],
-            capture_output=True, timeout=10, cwd=cwd, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise HelperError(f"cannot read git config: {error.__class__.__name__}") from None
+        output = _run_git(["git", "config", "-z", "--get-urlmatch", section, url], cwd)
+    except OSError as error:
+        raise HelperError(f"cannot run git to read its config: {error.strerror}") from None
     values: dict[str, str] = {}
-    for item in done.stdout.split(b"\0"):
+    for item in output.split(b"\0"):
         key, _, value = item.decode("utf-8", "replace").partition("\n")
         if key:
             values[key.lower()] = value
@@ -144,7 +181,7 @@ def _parse(setting: Setting, value: str, source: str) -> object:
         raise HelperError(f"{source}={value!r} is not valid: {error}") from None
 
 
-def load(url: str, environ: dict[str, str] | None = None) -> Settings:
+def load(url: str, environ: Mapping[str, str] | None = None) -> Settings:
     """Settings for a remote URL: environment over `credential.<url>.*` over defaults."""
     env = os.environ if environ is None else environ
     values: dict[str, object] = {}
@@ -156,16 +193,14 @@ def load(url: str, environ: dict[str, str] | None = None) -> Settings:
     for setting in SETTINGS:
         if setting.env_var in env:
             values[setting.name] = _parse(setting, env[setting.env_var], setting.env_var)
-    known = {f.name for f in fields(Settings)}
-    return Settings(**{k: v for k, v in values.items() if k in known})
+    return Settings(**values)
 
 
 def with_http(settings: Settings, url: str) -> Settings:
     """Add git's proxy and CA settings for `url`, which only the network paths need."""
     http = git_config_section("http", url)
     verify = http.get("http.sslverify", "true").strip().lower() not in ("false", "no", "off", "0")
-    return replace(
-        settings,
+    return settings.replace(
         proxy=http.get("http.proxy", ""),
         ca_file=os.path.expanduser(http.get("http.sslcainfo", "")),
         ssl_verify=verify and not os.environ.get("GIT_SSL_NO_VERIFY"),

@@ -7,13 +7,16 @@ Values are JSON text written by `entries`; keys are readable names such as
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Protocol
 
-from git_credential_pat import lock
 from git_credential_pat.errors import HelperError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object
 
 SERVICE = "git-credential-pat"
 FILE_STORE_HINT = "git config --global credential.patStore file"
@@ -50,16 +53,20 @@ class FileStore:
         self.description = f"file {path} (plaintext, mode 0600)"
 
     def _load(self) -> dict[str, str]:
+        from git_credential_pat.entries import parse_json
+
         try:
             with open(self.path, encoding="utf-8") as stream:
-                data = json.load(stream)
+                data = parse_json(stream.read())
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, StopIteration, SystemError) as error:
             raise StoreError(f"cannot read {self.path}: {error.__class__.__name__}") from None
         return data if isinstance(data, dict) else {}
 
     def _save(self, data: dict[str, str]) -> None:
+        import json
+
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         temporary = f"{self.path}.{os.getpid()}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -73,12 +80,16 @@ class FileStore:
         return self._load().get(key)
 
     def write(self, key: str, value: str) -> None:
+        from git_credential_pat import lock
+
         with lock.held(f"file:{self.path}", timeout=30):
             data = self._load()
             data[key] = value
             self._save(data)
 
     def delete(self, key: str) -> None:
+        from git_credential_pat import lock
+
         with lock.held(f"file:{self.path}", timeout=30):
             data = self._load()
             if data.pop(key, None) is not None:
