@@ -1,0 +1,216 @@
+"""The product end to end: real git, msal and requests against the local fake Azure.
+
+git talks to `https://dev.azure.com/...` through the fake's proxy and trusts its CA through
+`http.sslCAInfo`; the helper reads the same git config, as it would behind a corporate proxy.
+Sign-in uses the fake's browser (a real loopback redirect into msal's listener).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fakeazure import FakeAzure
+from tests.gitenv import GitEnv, parse_answer
+from tests.netfixtures import (  # noqa: F401 - fixtures
+    ALICE,
+    BOB,
+    Contoso,
+    azure_fixture,
+    azure_server,
+    contoso_fixture,
+)
+
+REPO_URL = "https://dev.azure.com/contoso/proj/_git/repo"
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+DAY = 86400
+
+
+@pytest.fixture
+def aenv(genv: GitEnv, azure: FakeAzure, contoso: Contoso) -> GitEnv:
+    """A new machine with the helper configured as install.sh does, whose network is the fake."""
+    azure.add_repo("contoso", "proj", "repo")
+    for url in ("https://dev.azure.com", "https://*.visualstudio.com"):
+        genv.config(f"credential.{url}.helper", "pat")
+        genv.config(f"credential.{url}.useHttpPath", "true")
+    genv.config("http.sslCAInfo", str(azure.ca_path))
+    genv.config("http.proxy", azure.proxy_url)
+    # The fake browser is its own program and finds the fake through the environment.
+    genv.env.update(azure.client_env(browser=True))
+    genv.env.update(GIT_CREDENTIAL_PAT_SIGNIN_TIMEOUT="30", GIT_CREDENTIAL_PAT_TIMEOUT="10")
+    return genv
+
+
+def at_fake_time(azure: FakeAzure) -> dict[str, str]:
+    """Run git and the helper on the fake's clock."""
+    if not Path(FAKETIME_LIB).exists():
+        pytest.skip("needs libfaketime (tests/run installs it)")
+    return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": f"+{int(azure.offset_seconds)}",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def stored(env: GitEnv) -> dict:
+    from git_credential_pat import entries
+
+    data = entries.parse_json(env.store_file.read_text())
+    return entries.parse_json(data["https://dev.azure.com/contoso"])
+
+
+def test_first_clone_signs_in_once_and_mints_one_scoped_org_pat(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    done = aenv.git("clone", REPO_URL, "repo")
+    said = [line for line in done.stderr.decode().splitlines() if "git-credential-pat" in line]
+    assert said == ["git-credential-pat: opening a browser to sign in for Azure DevOps "
+                    "organization contoso"]
+    assert (aenv.home / "repo" / "README.md").exists()
+    [pat] = azure.pats
+    assert pat.org == "contoso" and pat.user == ALICE and not pat.all_orgs
+    assert pat.scope == "vso.code_write"
+    assert abs((pat.valid_to - pat.valid_from) - 30 * DAY) < 120
+    assert pat.display_name.startswith("git-credential-pat: contoso on ")
+    assert azure.authorize_count == 1
+    entry = stored(aenv)["credentials"][0]
+    assert entry["password"] == pat.token and entry["username"] == ALICE
+
+
+def test_later_clones_and_pushes_mint_nothing_and_do_not_sign_in(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    aenv.git("clone", REPO_URL, "one")
+    grants = sum(azure.grants.values())
+    aenv.git("clone", "https://contoso.visualstudio.com/proj/_git/repo", "two")
+    work = aenv.home / "two"
+    (work / "file.txt").write_text("change\n")
+    aenv.git("add", "file.txt", cwd=work)
+    aenv.git("commit", "-m", "change", cwd=work)
+    aenv.git("push", "origin", "HEAD:main", cwd=work)
+    aenv.git("pull", cwd=aenv.home / "one")
+    assert (aenv.home / "one" / "file.txt").exists()
+    assert azure.minted_count() == 1
+    assert azure.authorize_count == 1
+    assert sum(azure.grants.values()) == grants
+
+
+def test_sixteen_parallel_fetches_on_a_cold_keyring_mint_one_pat(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        runs = list(pool.map(lambda _: aenv.git("ls-remote", REPO_URL, check=False), range(16)))
+    assert [r.returncode for r in runs] == [0] * 16
+    assert azure.minted_count() == 1
+    assert azure.authorize_count == 1
+
+
+def test_a_pat_near_expiry_is_rotated_without_a_failed_request(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    aenv.git("ls-remote", REPO_URL)
+    [old] = azure.pats
+    azure.advance(days=25)
+    later = at_fake_time(azure)
+    aenv.git("ls-remote", REPO_URL, extra_env=later)
+    assert azure.minted_count() == 2
+    new = azure.pats[1]
+    assert azure.pats[0].revoked and not new.revoked
+    assert stored(aenv)["credentials"][0]["password"] == new.token
+    git_auth_failures = [r for r in azure.requests_for("git") if r.status == 401 and r.credential]
+    assert git_auth_failures == []
+    aenv.git("ls-remote", REPO_URL, extra_env=later)
+    assert azure.minted_count() == 2
+
+
+def test_a_pat_revoked_on_the_server_fails_once_then_a_fresh_one_is_minted(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    aenv.git("ls-remote", REPO_URL)
+    [first] = azure.pats
+    azure.revoke_pat(first.authorization_id)
+    failed = aenv.git("ls-remote", REPO_URL, check=False)
+    assert failed.returncode != 0
+    assert stored(aenv)["credentials"] == []
+    aenv.git("ls-remote", REPO_URL)
+    assert azure.minted_count() == 2
+    assert stored(aenv)["credentials"][0]["password"] == azure.pats[1].token
+
+
+def test_when_the_org_forbids_pats_git_gets_the_access_token_and_is_told_once(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    azure.policy("contoso", disable_creation=True)
+    first = aenv.git("ls-remote", REPO_URL)
+    second = aenv.git("ls-remote", REPO_URL)
+    assert azure.minted_count() == 0
+    assert b"instead of a PAT" in first.stderr
+    assert b"instead of a PAT" not in second.stderr
+    credentials = [r.credential for r in azure.requests_for("git") if r.status == 200]
+    assert credentials and set(credentials) == {"entra"}
+    item = stored(aenv)
+    assert item["credentials"] == [] and "eyJ" not in str(item)
+
+
+def test_a_lifespan_cap_is_met_with_a_shorter_pat_that_is_not_rotated_at_once(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    azure.policy("contoso", max_lifespan_days=7)
+    aenv.git("ls-remote", REPO_URL)
+    aenv.git("ls-remote", REPO_URL)
+    [pat] = azure.pats
+    assert pat.valid_to - pat.valid_from <= 7 * DAY
+    assert azure.minted_count() == 1
+
+
+def test_two_organizations_in_two_tenants_get_their_own_account_and_pat(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    other = azure.add_tenant()
+    azure.add_user("carol@fabrikam.com", other)
+    azure.add_org("fabrikam", other)
+    azure.add_repo("fabrikam", "proj", "repo")
+    aenv.git("ls-remote", REPO_URL)
+    aenv.git("ls-remote", "https://dev.azure.com/fabrikam/proj/_git/repo")
+    by_org = {p.org: p.user for p in azure.pats}
+    assert by_org == {"contoso": ALICE, "fabrikam": "carol@fabrikam.com"}
+    assert azure.authorize_count == 2
+
+
+def test_an_account_in_the_remote_url_picks_the_account(aenv: GitEnv, azure: FakeAzure) -> None:
+    aenv.git("ls-remote", "https://bob%40contoso.com@dev.azure.com/contoso/proj/_git/repo")
+    assert [p.user for p in azure.pats] == [BOB]
+
+
+def test_full_scope_only_when_asked(aenv: GitEnv, azure: FakeAzure) -> None:
+    aenv.config("credential.https://dev.azure.com/contoso.patScope", "vso.code")
+    aenv.git("ls-remote", REPO_URL)
+    assert [p.scope for p in azure.pats] == ["vso.code"]
+
+
+def test_without_a_person_to_sign_in_it_fails_fast_and_says_what_to_run(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    """As under an IDE or CI: no terminal (a new session has none), no browser, no display."""
+    headless = {k: v for k, v in aenv.env.items() if k not in ("BROWSER", "DISPLAY")}
+    started = time.monotonic()
+    done = subprocess.run(["git", "ls-remote", REPO_URL], env=headless, cwd=aenv.home,
+                          capture_output=True, timeout=60, start_new_session=True,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert time.monotonic() - started < 30  # a guard against hanging, not a speed target
+    assert done.returncode != 0
+    assert b"git credential-pat login https://dev.azure.com/contoso" in done.stderr
+    assert azure.minted_count() == 0 and azure.authorize_count == 0
+
+
+def test_a_pipeline_token_is_used_as_given_and_never_stored(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    token = azure.issue_access_token(ALICE)
+    pipeline = {"SYSTEM_ACCESSTOKEN": token,
+                "SYSTEM_COLLECTIONURI": "https://dev.azure.com/contoso/"}
+    aenv.git("ls-remote", REPO_URL, extra_env=pipeline)
+    assert azure.minted_count() == 0 and azure.authorize_count == 0
+    assert not aenv.store_file.exists() or token not in aenv.store_file.read_text()
+
+
+def test_get_answers_with_expiry_for_git_to_use(aenv: GitEnv, azure: FakeAzure) -> None:
+    aenv.git("ls-remote", REPO_URL)
+    answer = parse_answer(aenv.helper("get", "protocol=https\nhost=dev.azure.com\n"
+                                             "path=contoso/proj/_git/repo\n\n").stdout)
+    [pat] = azure.pats
+    assert answer == {"username": ALICE, "password": pat.token,
+                      "password_expiry_utc": str(int(pat.valid_to))}
+    assert os.environ.get("GIT_CREDENTIAL_PAT_TRACE") is None
