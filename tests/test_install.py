@@ -1,0 +1,223 @@
+"""`./install.sh` as a person runs it, under `dash`, into a fresh HOME; and `install.ps1`'s syntax.
+
+Installing is slow, so one install (the virtual-environment way) is shared by the module, and pip
+takes everything from a wheelhouse built once from pip's cache instead of asking the index.
+The `installed` fixture is a HOME with the helper installed, for tests that need the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import tree_sitter_powershell
+from tree_sitter import Language, Node, Parser
+
+from git_credential_pat import __version__
+from tests.gitenv import GitEnv
+from tests.test_gitconfig import EXPECTED, OTHER_CONFIG
+
+REPO = Path(__file__).resolve().parent.parent
+NAME = "git-credential-pat"
+# What install.sh may run; PATH holds only these, so whether pipx is "installed" is up to a test.
+TOOLS = ("git", "dash", "dirname", "rm", "rmdir", "mkdir", "ln", "readlink", "grep", "cat")
+NEXT_STEP = "  git clone https://dev.azure.com/ORG/PROJECT/_git/REPO\n"
+
+
+@dataclass
+class Installed:
+    env: GitEnv
+    output: str
+
+    @property
+    def venv(self) -> Path:
+        return self.env.home / ".local/share/git-credential-pat/venv"
+
+    @property
+    def command(self) -> Path:
+        return self.env.home / ".local/bin" / NAME
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A downloaded copy of the project: what install.sh installs, without touching the tree."""
+    copy = tmp_path_factory.mktemp("download") / NAME
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory, source: Path) -> Path:
+    """Wheels of everything the installs need, so they run without the package index."""
+    wheels = tmp_path_factory.mktemp("wheels")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+                    "--wheel-dir", str(wheels), str(source), "pip", "setuptools", "wheel"],
+                   check=True, timeout=600)
+    return wheels
+
+
+def tool_dir(where: Path, tools: tuple[str, ...]) -> Path:
+    """A directory holding only these commands, to be the whole PATH."""
+    where.mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        assert found, f"{tool} is missing (tests/run installs it)"
+        (where / tool).symlink_to(found)
+    return where
+
+
+def user(tmp: Path, *tools: str, wheelhouse: Path | None = None) -> GitEnv:
+    """A fresh HOME with an empty global git config, PATH limited to TOOLS and `tools`, and pip
+    installing from `wheelhouse` only."""
+    env = GitEnv.create(tmp, tool_dir(tmp / "bin", TOOLS + tools))
+    env.env.update(PATH=str(tmp / "bin"), PYTHON=sys.executable)
+    if wheelhouse:
+        env.env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheelhouse),
+                       PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return env
+
+
+def install_sh(env: GitEnv, source: Path, *args: str, check: bool = True
+               ) -> subprocess.CompletedProcess[bytes]:
+    return env.run("dash", str(source / "install.sh"), *args, check=check, timeout=300,
+                   input=b"")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory, source: Path,
+              wheelhouse: Path) -> Iterator[Installed]:
+    """A user who ran ./install.sh once (no pipx): its env puts the installed command on PATH."""
+    env = user(tmp_path_factory.mktemp("installed"), wheelhouse=wheelhouse)
+    output = install_sh(env, source).stdout.decode()
+    env.env["PATH"] = f"{env.home / '.local/bin'}{os.pathsep}{env.env['PATH']}"
+    yield Installed(env, output)
+
+
+def snapshot(installed: Installed) -> tuple[bytes, str, bytes, list[str]]:
+    """What a person could notice of the installation: config, link, version, installed files."""
+    return ((installed.env.home / ".gitconfig").read_bytes(),
+            os.readlink(installed.command),
+            installed.env.run(str(installed.command), "--version").stdout,
+            sorted(str(path.relative_to(installed.venv)) for path in installed.venv.rglob("*")
+                   if "__pycache__" not in path.parts))
+
+
+def test_install_sets_up_git_with_exactly_the_azure_devops_lines(installed: Installed) -> None:
+    assert (installed.env.home / ".gitconfig").read_bytes() == EXPECTED
+
+
+def test_the_installed_command_runs_from_its_own_environment(installed: Installed) -> None:
+    assert installed.command.resolve() == (installed.venv / "bin" / NAME).resolve()
+    done = installed.env.run(str(installed.command), "--version")
+    assert done.stdout.decode() == f"{NAME} {__version__}\n"
+
+
+def test_git_finds_the_helper_once_the_bin_dir_is_on_path(installed: Installed) -> None:
+    done = installed.env.git("credential-pat", "--version")
+    assert done.stdout.decode() == f"{NAME} {__version__}\n"
+
+
+def test_install_says_how_to_get_on_path_and_what_to_do_next(installed: Installed) -> None:
+    bin_dir = installed.env.home / ".local/bin"
+    assert f"{bin_dir} is not on your PATH" in installed.output
+    assert f'  export PATH="{bin_dir}:$PATH"\n' in installed.output
+    assert installed.output.endswith(NEXT_STEP)
+
+
+def test_installing_again_changes_nothing(installed: Installed, source: Path) -> None:
+    before = snapshot(installed)
+    output = install_sh(installed.env, source).stdout.decode()
+    assert snapshot(installed) == before
+    assert "Already set up" in output
+    assert output.endswith(NEXT_STEP)
+
+
+@pytest.mark.parametrize("way", ["venv", "pipx"])
+def test_uninstall_puts_git_config_back_and_removes_the_install(
+        tmp_path: Path, source: Path, wheelhouse: Path, way: str) -> None:
+    env = user(tmp_path, *(["pipx"] if way == "pipx" else []), wheelhouse=wheelhouse)
+    gitconfig = env.home / ".gitconfig"
+    gitconfig.write_bytes(OTHER_CONFIG)
+    output = install_sh(env, source).stdout.decode()
+    assert "warning: credential helper 'store' runs before git-credential-pat" in output
+    visualstudio = EXPECTED[EXPECTED.index(b'[credential "https://*'):]
+    assert gitconfig.read_bytes().endswith(b"\thelper = cache\n" + visualstudio)
+    command = env.home / ".local/bin" / NAME
+    assert env.run(str(command), "--version").stdout.decode() == f"{NAME} {__version__}\n"
+    assert ("/pipx/venvs/" in str(command.resolve())) == (way == "pipx")
+
+    args = ("--uninstall", "--yes") if way == "venv" else ("--uninstall",)
+    output = install_sh(env, source, *args).stdout.decode()
+    assert gitconfig.read_bytes() == OTHER_CONFIG
+    assert not command.exists() and not command.is_symlink()
+    assert not (env.home / ".local/share/git-credential-pat").exists()
+    # --yes signs out; without it, nobody at a terminal can be asked, so nothing is signed out.
+    assert ("Kept its sign-ins and PATs" in output) == (way == "pipx")
+    if way == "pipx":
+        listed = env.run("pipx", "list", "--short").stdout.decode()
+        assert NAME not in listed
+        assert not list(env.home.glob(f".local/**/pipx/venvs/{NAME}"))
+    assert output.endswith(f"Removed {NAME}.\n")
+    assert install_sh(env, source, "--uninstall").stdout.decode() == (
+        f"{NAME} is not installed here; nothing to remove.\n")
+
+
+def test_help_explains_the_options_and_changes_nothing(tmp_path: Path, source: Path) -> None:
+    env = user(tmp_path)
+    done = install_sh(env, source, "--help")
+    assert done.stdout.startswith(b"Usage: ./install.sh [--uninstall [--yes]]\n")
+    assert b"--uninstall" in done.stdout and b"PYTHON=" in done.stdout
+    assert sorted(path.name for path in env.home.iterdir()) == [".gitconfig"]
+
+
+@pytest.mark.parametrize(("missing", "message"), [
+    ("git", "install.sh: git is missing: install git first, then rerun\n"),
+    ("python", "install.sh: needs Python 3.9 or newer; '/nonexistent/python3' is missing or "
+               "older (set PYTHON=/path/to/python3)\n"),
+])
+def test_a_missing_prerequisite_fails_with_one_clear_line(
+        tmp_path: Path, source: Path, missing: str, message: str) -> None:
+    env = user(tmp_path)
+    if missing == "git":
+        (tmp_path / "bin/git").unlink()
+    else:
+        env.env["PYTHON"] = "/nonexistent/python3"
+    done = install_sh(env, source, check=False)
+    assert (done.returncode, done.stdout, done.stderr.decode()) == (1, b"", message)
+    assert sorted(path.name for path in env.home.iterdir()) == [".gitconfig"]
+
+
+def powershell_errors(script: bytes) -> list[str]:
+    """Every ERROR or MISSING node tree-sitter finds, as 'line:column text'."""
+    parser = Parser(Language(tree_sitter_powershell.language()))
+    found, stack = [], [parser.parse(script).root_node]
+    while stack:
+        node: Node = stack.pop()
+        if node.is_error or node.is_missing:
+            text = script[node.start_byte:node.end_byte][:40].decode(errors="replace")
+            found.append(f"{node.start_point.row + 1}:{node.start_point.column + 1} {text!r}")
+        stack.extend(node.children)
+    return found
+
+
+def test_install_ps1_parses_as_powershell() -> None:
+    assert powershell_errors((REPO / "install.ps1").read_bytes()) == []
+
+
+@pytest.mark.parametrize(("good", "bad"), [
+    (b"\n}\n\nfunction Uninstall-Helper {", b"\n\nfunction Uninstall-Helper {"),  # lost brace
+    (b"'git is missing: install", b"'git is missing: install'"),  # a quote too many
+    (b"param(\n", b"param(\n    [switch\n"),  # half an attribute
+    (b"if ($Uninstall) {", b"if ($Uninstall {"),  # unclosed condition
+])
+def test_the_parse_check_catches_syntax_errors(good: bytes, bad: bytes) -> None:
+    script = (REPO / "install.ps1").read_bytes()
+    assert script.count(good) == 1
+    assert powershell_errors(script.replace(good, bad)) != []
