@@ -1,3 +1,3 @@
-"""git-credential-pat: a git credential helper that keeps Azure DevOps remotes signed in with scoped PATs."""
+"""git-credential-pat: keeps Azure DevOps remotes signed in with scoped, rotated PATs."""
 
 __version__ = "0.1.0"

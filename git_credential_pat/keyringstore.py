@@ -68,7 +68,7 @@ class KeyringStore:
                 f"the keyring failed ({error.__class__.__name__}); "
                 f"check `git credential-pat doctor`, or opt into {FILE_STORE_HINT}"
             ) from None
-        except Exception as error:  # D-Bus and platform errors of every backend
+        except Exception as error:  # noqa: BLE001 - D-Bus and platform errors of every backend
             raise StoreError(f"the keyring failed ({error.__class__.__name__})") from None
 
     def read(self, key: str) -> str | None:

@@ -17,9 +17,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from git_credential_pat import entries, lock, trace
-from git_credential_pat.errors import HelperError, SignInRequired
+from git_credential_pat.errors import HelperError
 from git_credential_pat.helper import (
-    DAY, Answer, World, _answer_pat, _item, org_key, pick, rotation_due,
+    DAY,
+    Answer,
+    World,
+    _answer_pat,
+    _item,
+    org_key,
+    pick,
+    rotation_due,
 )
 from git_credential_pat.remote import Org
 from git_credential_pat.settings import Settings, with_http
@@ -80,16 +87,17 @@ class Session:
             return known
         from git_credential_pat import tenant
 
-        return tenant.discover(self.org.name, self.http, self.settings.timeout, self.wwwauth)
+        return tenant.discover(self.org.name, self.http, self.settings.timeout, self.wwwauth,
+                               authority_host=self.settings.authority_host)
 
     def token(self, tenant: str, account: str, interactive: bool) -> AccessToken:
         from git_credential_pat import signin
 
-        flow = signin.choose_flow(self.settings, self.world.environ) if interactive else None
         with lock.held(SIGNIN_LOCK, timeout=self.settings.signin_timeout + 30):
             return signin.SignIn(
                 self.settings, self.http, StoredTokenCache(self.store), self.world,
-            ).token(tenant, account, interactive=flow is not None,
+                self.world.environ,
+            ).token(tenant, account, interactive=interactive,
                     for_what=f"Azure DevOps organization {self.org.name}",
                     login_url=self.org.url)
 
@@ -126,13 +134,23 @@ def obtain(org: Org, account: str, request: Message, settings: Settings, store: 
         session = Session(org, settings, store, world, request.values("wwwauth[]"))
         try:
             return _mint_or_fallback(session, item, account, current)
-        except SignInRequired:
+        except HelperError as error:
             if current and settings.mode != "oauth":
                 days = max(0, int((current["password_expiry_utc"] - now) // DAY))
-                world.say(f"the PAT for {org.name} expires in {days} days and could not be "
-                          f"replaced without signing in; run: git credential-pat rotate {org.url}")
+                world.say(f"the PAT for {org.name} expires in {days} days and was not replaced "
+                          f"({error}); run: git credential-pat rotate {org.url}")
                 return _answer_pat(current)
             raise
+
+
+def renew(org: Org, account: str, settings: Settings, store: SecretStore, world: World) -> Answer:
+    """Mint a replacement now, whatever the current PAT's state: `login` and `rotate` ask for
+    it ahead of time, so unlike `obtain` nothing here falls back to the PAT in hand."""
+    with lock.held(f"mint:{org.name}", timeout=settings.signin_timeout + 60):
+        item = _fresh_item(store, org)
+        current = pick(item, account, world.clock())
+        session = Session(org, settings, store, world, [])
+        return _mint_or_fallback(session, item, account, current)
 
 
 def _mint_or_fallback(session: Session, item: Item, account: str, current: Entry | None) -> Answer:
@@ -150,8 +168,8 @@ def _mint_or_fallback(session: Session, item: Item, account: str, current: Entry
         if settings.mode == "auto" and (error.code in FALLBACK_CODES or error.status in (401, 403)):
             if item["org"].get("fallback") != error.code:
                 session.world.say(f"{error}; using your Entra sign-in for git instead of a PAT")
-                update_item(session.store, org,
-                            lambda fresh: fresh["org"].update(item["org"], fallback=error.code))
+                item["org"]["fallback"] = error.code
+                update_item(session.store, org, lambda fresh: fresh["org"].update(item["org"]))
             return _answer_token(token)
         raise
     replaced = [current] if current and (current.get("pat") or {}).get("minted") else []

@@ -94,7 +94,7 @@ def parse(data: bytes) -> Message:
     return message
 
 
-def format(pairs: list[tuple[str, str]]) -> bytes:  # noqa: A001 - the wire format's verb
+def format(pairs: list[tuple[str, str]]) -> bytes:
     """Serialise an answer; refuses a value that could break a line."""
     out = []
     for key, value in pairs:

@@ -13,7 +13,8 @@ from git_credential_pat.errors import HelperError
 _ORG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 _VISUALSTUDIO = ".visualstudio.com"
 # Service hosts under visualstudio.com that are not organizations.
-_NOT_ORGS = frozenset({"app", "vssps", "vsrm", "vsaex", "vssps-app", "status", "www", "marketplace"})
+_NOT_ORGS = frozenset({"app", "vssps", "vsrm", "vsaex", "vssps-app", "status", "www",
+                       "marketplace"})
 ORG_HOST = "dev.azure.com"
 
 

@@ -59,7 +59,8 @@ class Setting:
 
     __slots__ = ("default", "doc", "name", "parse")
 
-    def __init__(self, name: str, default: object, parse: Callable[[str], object], doc: str) -> None:
+    def __init__(self, name: str, default: object, parse: Callable[[str], object],
+                 doc: str) -> None:
         self.name, self.default, self.parse, self.doc = name, default, parse, doc
 
     @property
@@ -75,15 +76,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mode", "auto", _choice("auto", "pat", "oauth"),
             "auto: mint a PAT, and answer with the Entra access token when the organization "
             "forbids PATs; pat: PATs only; oauth: always the access token, never a PAT."),
-    Setting("scope", "vso.code_write", _text, "Space-separated PAT scopes. vso.code reads, vso.code_write pushes; "
+    Setting("scope", "vso.code_write", _text,
+            "Space-separated PAT scopes. vso.code reads, vso.code_write pushes; "
             "app_token (full access) only when named here."),
     Setting("lifespan_days", 30, _positive(int), "Days a new PAT is valid."),
     Setting("rotate_days", 7, _positive(int),
             "A PAT with fewer days left than this is replaced on the next use."),
     Setting("account", "", _text, "The Entra account (UPN) to sign in with for these remotes."),
-    Setting("client_id", DEFAULT_CLIENT_ID, _text, "The public client (app registration) used to sign in."),
+    Setting("client_id", DEFAULT_CLIENT_ID, _text,
+            "The public client (app registration) used to sign in."),
     Setting("tenant", "", _text, "Pin the Entra tenant instead of asking the organization."),
-    Setting("authority_host", DEFAULT_AUTHORITY_HOST, _text, "The sign-in host, for sovereign clouds."),
+    Setting("authority_host", DEFAULT_AUTHORITY_HOST, _text,
+            "The sign-in host, for sovereign clouds."),
     Setting("interactive", "auto", _choice("auto", "never"),
             "never: fail instead of opening a browser or printing a device code."),
     Setting("flow", "auto", _choice("auto", "browser", "device", "broker"),

@@ -21,7 +21,8 @@ BIN = Path(sys.executable).parent
 
 
 def _secret_service_up() -> bool:
-    return bool(os.environ.get("DBUS_SESSION_BUS_ADDRESS")) and shutil.which("secret-tool") is not None
+    bus = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    return bool(bus) and shutil.which("secret-tool") is not None
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""`git clone` and `git push` against a Basic-auth smart-HTTP server: one prompt, then the keyring."""
+"""`git clone` and `git push` against a Basic-auth smart-HTTP server: one prompt, then the keyring
+answers."""
 
 from __future__ import annotations
 

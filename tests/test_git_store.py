@@ -22,7 +22,8 @@ def env(request: pytest.FixtureRequest, genv: GitEnv) -> GitEnv:
         request.getfixturevalue("keyring_clean")
         genv.with_keyring()
     askpass = genv.home / "askpass"
-    askpass.write_text('#!/bin/sh\ncase "$1" in Username*) echo asked-user;; *) echo asked-pass;; esac\n')
+    askpass.write_text(
+        '#!/bin/sh\ncase "$1" in Username*) echo asked-user;; *) echo asked-pass;; esac\n')
     askpass.chmod(0o755)
     genv.env["GIT_ASKPASS"] = str(askpass)
     genv.config("credential.helper", "pat")
@@ -30,11 +31,13 @@ def env(request: pytest.FixtureRequest, genv: GitEnv) -> GitEnv:
 
 
 def approve(env: GitEnv, url: str, username: str, password: str) -> None:
-    env.git("credential", "approve", input=f"url={url}\nusername={username}\npassword={password}\n\n")
+    env.git("credential", "approve",
+            input=f"url={url}\nusername={username}\npassword={password}\n\n")
 
 
 def reject(env: GitEnv, url: str, username: str, password: str) -> None:
-    env.git("credential", "reject", input=f"url={url}\nusername={username}\npassword={password}\n\n")
+    env.git("credential", "reject",
+            input=f"url={url}\nusername={username}\npassword={password}\n\n")
 
 
 def test_a_stored_credential_comes_back_without_a_prompt(env: GitEnv) -> None:

@@ -69,4 +69,5 @@ def test_never_writes_a_value_that_breaks_a_line(value: str) -> None:
 
 
 def test_writes_key_value_lines() -> None:
-    assert protocol.format([("username", "u"), ("password", "p=q")]) == b"username=u\npassword=p=q\n"
+    written = protocol.format([("username", "u"), ("password", "p=q")])
+    assert written == b"username=u\npassword=p=q\n"
