@@ -1,0 +1,65 @@
+"""A person's machine whose git and git-credential-pat reach the fake Azure, for end-to-end tests.
+
+`azure_git` is `genv` (an isolated HOME with the helper on PATH) wired the way a corporate
+machine is: git's global config names the proxy (`http.proxy`, the fake's CONNECT proxy) and
+the CA (`http.sslCAInfo`, the fake's), which the helper must pick up from git exactly as
+`git fetch` does; BROWSER is the fake's browser, which signs in as the tenant's first user
+(Alice) unless the test says otherwise. The fake is the session-wide one from
+`tests.netfixtures`, emptied for each test and holding Contoso (Alice, Bob, org `contoso`).
+
+Test modules import the fixtures they use, under the names pytest registers them by:
+
+    from tests.azurefixtures import AzureGit, azure_git_fixture  # noqa: F401
+    from tests.netfixtures import azure_fixture, azure_server, contoso_fixture  # noqa: F401
+
+For the OS keyring instead of the file store, also ask for `kenv` (it is the same `genv`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+import pytest
+
+from tests.fakeazure import FakeAzure
+from tests.gitenv import GitEnv
+from tests.netfixtures import ALICE, ORG, Contoso
+
+
+@dataclass
+class AzureGit:
+    fake: FakeAzure
+    env: GitEnv
+    tenant: str
+    org: str = ORG
+    user: str = ALICE
+
+    @property
+    def org_url(self) -> str:
+        return f"https://dev.azure.com/{self.org}"
+
+    def command(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        """`git-credential-pat ARGS...` as a person runs it; never raises on its exit status."""
+        return self.env.run("git-credential-pat", *args, check=False,
+                            **kwargs)  # type: ignore[arg-type]
+
+    def clone_url(self, project: str = "proj", repo: str = "repo") -> str:
+        """A repository of the organization, created on first use; its clone URL."""
+        self.fake.add_repo(self.org, project, repo)
+        return f"{self.org_url}/{project}/_git/{repo}"
+
+
+def wire(env: GitEnv, fake: FakeAzure) -> GitEnv:
+    """Point a GitEnv's git and helper at the fake, through git config alone; the browser
+    script, which is not git, gets the proxy and CA from its environment."""
+    env.config("http.proxy", fake.proxy_url)
+    env.config("http.sslCAInfo", str(fake.ca_path))
+    env.env.update(fake.browser_env())
+    env.env.update(HTTPS_PROXY=fake.proxy_url, SSL_CERT_FILE=str(fake.ca_path))
+    return env
+
+
+@pytest.fixture(name="azure_git")
+def azure_git_fixture(azure: FakeAzure, contoso: Contoso, genv: GitEnv) -> AzureGit:
+    return AzureGit(azure, wire(genv, azure), contoso.tenant)

@@ -1,0 +1,263 @@
+"""The commands people run, without the network: help, exit codes, status, settings,
+configure/unconfigure and migrate, through the real executable in a throwaway HOME.
+
+The commands that sign in are in `test_commands_azure.py`, against the fake Azure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from git_credential_pat import __version__
+from git_credential_pat.commands import COMMANDS, TABLE_MARKERS, settings_markdown
+from git_credential_pat.settings import SETTINGS
+from tests.gitenv import GitEnv
+from tests.netfixtures import PTY_RUN
+from tests.test_gitconfig import EXPECTED, OTHER_CONFIG
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+DAY = 86400
+
+
+def command(env: GitEnv, *args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    return env.run("git-credential-pat", *args, check=False, **kwargs)  # type: ignore[arg-type]
+
+
+def at_terminal(env: GitEnv, *args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    """Run the helper with a pseudo-terminal as its stdin, stdout, stderr and controlling
+    terminal, as from a person's shell; what it wrote there comes back as stdout."""
+    return env.run(sys.executable, "-c", PTY_RUN, "git-credential-pat", *args, check=False,
+                   **kwargs)  # type: ignore[arg-type]
+
+
+def new_pat() -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(52))
+
+
+def store_pat(env: GitEnv, org: str, pat: str, days: float) -> None:
+    """A PAT as git hands it to `store` after a person typed it at the prompt."""
+    expiry = int(time.time() + days * DAY)
+    done = env.helper("store", f"protocol=https\nhost=dev.azure.com\npath={org}/p/_git/r\n"
+                               f"username={org}\npassword={pat}\npassword_expiry_utc={expiry}\n\n")
+    assert done.returncode == 0, done.stderr
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_every_command_has_help_with_examples(genv: GitEnv) -> None:
+    for name in [c.name for c in COMMANDS]:
+        done = command(genv, name, "--help")
+        assert done.returncode == 0, name
+        assert b"examples:\n  git credential-pat " + name.encode() in done.stdout, name
+    assert command(genv, "help", "rotate").stdout == command(genv, "rotate", "--help").stdout
+    top = command(genv, "--help")
+    assert top.returncode == 0
+    assert b"exit status: 0 success, 1 failure, 2 usage error" in top.stdout
+
+
+def test_version(genv: GitEnv) -> None:
+    for args in (["--version"], ["version"]):
+        done = command(genv, *args)
+        assert (done.returncode, done.stdout) == (0, f"git-credential-pat {__version__}\n".encode())
+
+
+def test_usage_errors_exit_2_with_one_line(genv: GitEnv) -> None:
+    for args in (["login", "--lifespan", "0"], ["login", "https://github.com/x/y"],
+                 ["logout", "contoso", "--all"], ["status", "--bogus"], ["help", "nope"]):
+        done = command(genv, *args)
+        assert done.returncode == 2, args
+        assert done.stdout == b"", args
+        assert b"Traceback" not in done.stderr, args
+    done = command(genv, "login", "https://github.com/x/y")
+    assert done.stderr == (b"git-credential-pat: 'https://github.com/x/y' is not an Azure DevOps "
+                           b"organization; give https://dev.azure.com/ORG or "
+                           b"https://ORG.visualstudio.com\n")
+
+
+def test_no_organization_to_act_on_is_a_usage_error(genv: GitEnv) -> None:
+    done = command(genv, "rotate")
+    assert done.returncode == 2
+    assert done.stderr == (b"git-credential-pat: name the organization "
+                           b"(https://dev.azure.com/ORG or https://ORG.visualstudio.com)\n")
+
+
+def test_an_action_from_a_newer_git_is_ignored_but_a_typo_at_a_terminal_is_not(
+        genv: GitEnv) -> None:
+    piped = command(genv, "frobnicate", input=b"protocol=https\nhost=h.example\n\n")
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, b"", b"")
+    typed = at_terminal(genv, "frobnicate")
+    assert typed.returncode == 2
+    assert b"invalid choice: 'frobnicate'" in typed.stdout
+
+
+def test_settings_help_lists_every_setting(genv: GitEnv) -> None:
+    text = command(genv, "help", "settings").stdout.decode()
+    for setting in SETTINGS:
+        assert re.search(rf"^credential\.{setting.config_key}  {setting.env_var}  default: ",
+                         text, re.M), setting.name
+    assert command(genv, "settings", "--markdown").stdout.decode() == settings_markdown() + "\n"
+
+
+def test_the_readme_carries_the_generated_settings_table() -> None:
+    text = README.read_text(encoding="utf-8")
+    start, end = (text.index(marker) for marker in TABLE_MARKERS)
+    assert text[start + len(TABLE_MARKERS[0]):end].strip() == settings_markdown(), \
+        "regenerate it: git credential-pat settings --markdown"
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def test_status_with_nothing_stored(genv: GitEnv) -> None:
+    done = command(genv, "status")
+    assert done.returncode == 0
+    assert done.stdout.startswith(b"No Azure DevOps organization is stored yet.")
+    assert json.loads(command(genv, "status", "--json").stdout)["organizations"] == []
+
+
+@pytest.mark.parametrize("store", ["file", "keyring"])
+def test_status_shows_each_organization_and_warns_a_week_ahead(
+        request: pytest.FixtureRequest, genv: GitEnv, store: str) -> None:
+    if store == "keyring":
+        request.getfixturevalue("kenv")
+    store_pat(genv, "contoso", new_pat(), days=40)
+    store_pat(genv, "fabrikam", new_pat(), days=3)
+    command(genv, "configure")
+    genv.config("--add", "credential.https://dev.azure.com/fabrikam.helper", "")
+    genv.config("--add", "credential.https://dev.azure.com/fabrikam.helper", "manager")
+
+    text = command(genv, "status").stdout.decode()
+    rows = {line.split()[0]: line for line in text.splitlines()[1:3]}
+    assert "expires in 40 days" in rows["contoso"]
+    assert rows["contoso"].endswith("yes")
+    assert "expires in 3 days" in rows["fabrikam"]
+    assert rows["fabrikam"].endswith("no")
+    assert ("OS keyring" if store == "keyring" else "file ") in text
+    assert "run: git credential-pat configure" in text
+
+    report = json.loads(command(genv, "status", "--json").stdout)
+    by_org = {o["organization"]: o for o in report["organizations"]}
+    assert (by_org["contoso"]["level"], by_org["contoso"]["days_left"]) == ("ok", 40)
+    assert (by_org["fabrikam"]["level"], by_org["fabrikam"]["days_left"]) == ("warn", 3)
+    assert by_org["fabrikam"]["helpers"] == ["manager"]
+    assert by_org["contoso"]["git_uses_helper"] and not by_org["fabrikam"]["git_uses_helper"]
+    assert by_org["contoso"]["minted_here"] is False and by_org["contoso"]["scope"] is None
+
+
+def test_colour_only_at_a_terminal_and_never_with_no_color(genv: GitEnv) -> None:
+    store_pat(genv, "contoso", new_pat(), days=3)
+    assert b"\x1b[" not in command(genv, "status").stdout
+    assert b"\x1b[33m" in at_terminal(genv, "status").stdout
+    assert b"\x1b[" not in at_terminal(genv, "status", extra_env={"NO_COLOR": "1"}).stdout
+
+
+# -- configure / unconfigure -------------------------------------------------------------------
+
+
+def test_configure_and_unconfigure_round_trip(genv: GitEnv) -> None:
+    config = genv.home / ".gitconfig"
+    done = command(genv, "configure")
+    assert done.stdout == (b"Set up for https://dev.azure.com and https://*.visualstudio.com "
+                           b"in the global git config.\n")
+    assert config.read_bytes() == EXPECTED
+    assert command(genv, "configure").stdout.startswith(b"Already set up ")
+    assert command(genv, "unconfigure").stdout == \
+        b"Removed git-credential-pat from the global git config.\n"
+    assert config.read_bytes() == b""
+
+    config.write_bytes(OTHER_CONFIG)
+    done = command(genv, "configure")
+    assert done.returncode == 0
+    assert b"warning: credential helper 'store'" in done.stdout  # gitconfig's notice, passed on
+    assert command(genv, "unconfigure").returncode == 0
+    assert config.read_bytes() == OTHER_CONFIG
+
+
+def test_configure_local_and_exclusive(genv: GitEnv) -> None:
+    repo = genv.home / "repo"
+    genv.git("init", "-q", str(repo))
+    assert command(genv, "configure", "--local", "--exclusive", cwd=repo).returncode == 0
+    local = repo / ".git" / "config"
+    assert b"\thelper = \n\thelper = pat\n" in local.read_bytes()
+    assert (genv.home / ".gitconfig").read_bytes() == b""
+    assert command(genv, "unconfigure", "--local", cwd=repo).returncode == 0
+    assert b"helper" not in local.read_bytes()
+
+
+# -- migrate -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def repos(genv: GitEnv) -> dict[str, object]:
+    """A folder of clones whose remotes carry PATs the ways people write them, next to
+    remotes that must be left alone."""
+    root = genv.home / "src"
+    one, two = root / "one", root / "nested" / "two"
+    for repo in (one, two):
+        genv.git("init", "-q", str(repo))
+    pat_one, pat_two = new_pat(), new_pat()
+    genv.git("-C", str(one), "remote", "add", "origin",
+             f"https://contoso:{pat_one}@dev.azure.com/contoso/Proj/_git/one")
+    genv.git("-C", str(one), "remote", "add", "github", "https://me:gh-secret@github.com/me/x")
+    genv.git("-C", str(two), "remote", "add", "origin",
+             f"https://{pat_two}@fabrikam.visualstudio.com/Proj/_git/two")
+    genv.git("-C", str(two), "config", "--add", "remote.origin.pushurl",
+             f"https://someone:{pat_two}@fabrikam.visualstudio.com/Proj/_git/two")
+    return {"root": root, "one": one, "two": two, "pats": (pat_one, pat_two)}
+
+
+def _configs(repos: dict[str, object]) -> list[bytes]:
+    return [(repo / ".git" / "config").read_bytes()  # type: ignore[operator]
+            for repo in (repos["one"], repos["two"])]
+
+
+def test_migrate_dry_run_changes_nothing_and_masks(genv: GitEnv, repos: dict) -> None:
+    before = _configs(repos)
+    done = command(genv, "migrate", "--dry-run", str(repos["root"]))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    for pat in repos["pats"]:
+        assert pat not in out and pat not in done.stderr.decode()
+    assert "https://contoso:***@dev.azure.com/contoso/Proj/_git/one" in out
+    assert "https://***@fabrikam.visualstudio.com/Proj/_git/two" in out
+    assert "https://someone:***@fabrikam.visualstudio.com/Proj/_git/two" in out
+    assert "github" not in out
+    assert "Would move 2 PATs" in out
+    assert _configs(repos) == before
+    assert not genv.store_file.exists()
+
+
+def test_migrate_moves_the_pats_into_the_store_and_cleans_the_urls(
+        genv: GitEnv, repos: dict) -> None:
+    pat_one, pat_two = repos["pats"]
+    done = command(genv, "migrate", str(repos["root"]))
+    assert done.returncode == 0, done.stderr
+    for pat in repos["pats"]:
+        assert pat not in done.stdout.decode() + done.stderr.decode()
+    one, two = str(repos["one"]), str(repos["two"])
+
+    def url(repo: str, *args: str) -> str:
+        return genv.git("-C", repo, "remote", "get-url", *args).stdout.decode().strip()
+
+    assert url(one, "origin") == "https://contoso@dev.azure.com/contoso/Proj/_git/one"
+    assert url(one, "github") == "https://me:gh-secret@github.com/me/x"
+    assert url(two, "origin") == "https://fabrikam.visualstudio.com/Proj/_git/two"
+    assert url(two, "--push", "origin") == "https://fabrikam.visualstudio.com/Proj/_git/two"
+    for repo in (one, two):
+        assert all(pat not in (Path(repo) / ".git/config").read_text() for pat in repos["pats"])
+
+    command(genv, "configure")
+    assert genv.fill("https://contoso@dev.azure.com/contoso/Proj/_git/one")["password"] == pat_one
+    assert genv.fill("https://fabrikam.visualstudio.com/Proj/_git/two")["password"] == pat_two
+    again = command(genv, "migrate", str(repos["root"]))
+    assert again.stdout.startswith(b"No remote URL under ")

@@ -1,0 +1,270 @@
+"""The commands that sign in and manage PATs, through the real executable against the fake Azure.
+
+What a PAT command did is read from the fake's ledger (which PATs exist, live or revoked, with
+what scope and lifespan) and from the store, never from the command's own words; the words are
+checked for what a person needs, and for never holding a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.azurefixtures import AzureGit, azure_git_fixture  # noqa: F401
+from tests.fakeazure import FakeAzure
+from tests.fakeazure.ca import make_certificates
+from tests.netfixtures import (  # noqa: F401 - fixtures, by the names they are used as
+    PTY_RUN,
+    azure_fixture,
+    azure_server,
+    contoso_fixture,
+)
+
+DAY = 86400
+
+
+def ok(done: subprocess.CompletedProcess[bytes], fake: FakeAzure) -> str:
+    """The command's stdout, after checking that it succeeded and showed no PAT."""
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()
+    no_secrets(done, fake)
+    return done.stdout.decode()
+
+
+def no_secrets(done: subprocess.CompletedProcess[bytes], fake: FakeAzure) -> None:
+    shown = done.stdout + done.stderr
+    for pat in fake.pats:
+        assert pat.token.encode() not in shown
+    assert b"eyJ" not in shown  # no Entra token either
+
+
+def lifespan(pat: object) -> float:
+    return (pat.valid_to - pat.valid_from) / DAY  # type: ignore[attr-defined]
+
+
+def stored_passwords(azure_git: AzureGit) -> list[str]:
+    item = json.loads(json.loads(azure_git.env.store_file.read_text())[azure_git.org_url])
+    return [c["password"] for c in item["credentials"]]
+
+
+def test_login_mints_one_pat_with_the_asked_scope_and_lifespan(azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    done = azure_git.command("login", azure_git.org_url, "--scope", "vso.code", "--lifespan", "5")
+    out = ok(done, fake)
+    assert b"Signing in" not in done.stderr, "no progress line when stderr is not a terminal"
+    [pat] = fake.pats
+    assert (pat.org, pat.user, pat.scope, pat.all_orgs) == ("contoso", azure_git.user,
+                                                             "vso.code", False)
+    assert lifespan(pat) == pytest.approx(5, abs=0.01)
+    assert pat.display_name.startswith("git-credential-pat: contoso on ")
+    assert out.startswith("Signed in for contoso as alice@contoso.com: PAT with scope vso.code, "
+                          "expires in 5 days")
+    assert stored_passwords(azure_git) == [pat.token]
+
+    again = ok(azure_git.command("login", "contoso", "--scope", "vso.code"), fake)
+    assert again.startswith("Already set up for contoso as alice@contoso.com")
+    assert len(fake.pats) == 1, "a login with nothing to change mints nothing"
+    ok(azure_git.command("login", "contoso"), fake)  # the default scope differs: a new PAT
+    assert [p.scope for p in fake.live_pats()] == ["vso.code_write"]
+
+
+def test_login_with_another_account(azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    out = ok(azure_git.command("login", "contoso", "--account", "bob@contoso.com"), fake)
+    assert out.startswith("Signed in for contoso as bob@contoso.com: ")
+    assert [p.user for p in fake.live_pats()] == ["bob@contoso.com"]
+
+
+def test_login_says_when_nobody_can_sign_in(azure_git: AzureGit) -> None:
+    done = azure_git.command("login", "contoso", extra_env={"BROWSER": ""})
+    assert done.returncode == 1
+    assert done.stderr.startswith(b"git-credential-pat: nobody can be asked to sign in here")
+    assert done.stderr.count(b"\n") == 1
+    assert azure_git.fake.pats == []
+
+
+def test_status_shows_the_minted_pat(azure_git: AzureGit, kenv: object) -> None:
+    fake = azure_git.fake
+    ok(azure_git.command("login", "--lifespan", "5", azure_git.org_url), fake)
+    text = ok(azure_git.command("status"), fake)
+    row = text.splitlines()[1].split()
+    assert row[:3] == ["contoso", "alice@contoso.com", "vso.code_write"]
+    assert "expires in 5 days" in text
+    assert "Stored in: OS keyring" in text
+    [org] = json.loads(ok(azure_git.command("status", "--json"), fake))["organizations"]
+    assert (org["organization"], org["account"], org["scope"], org["minted_here"]) == (
+        "contoso", "alice@contoso.com", "vso.code_write", True)
+    assert (org["days_left"], org["level"]) == (5, "warn")
+
+
+def test_list_marks_the_pat_minted_here_and_in_use(azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    by_hand = fake.issue_pat("contoso", azure_git.user, scope="vso.work", display_name="by hand")
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    minted = fake.pats[-1]
+    pats = json.loads(ok(azure_git.command("list", "--json"), fake))["pats"]
+    by_id = {p["authorization_id"]: p for p in pats}
+    assert set(by_id) == {by_hand.authorization_id, minted.authorization_id}
+    assert by_id[minted.authorization_id] | {"valid_from": "", "valid_to": ""} == {
+        "authorization_id": minted.authorization_id, "display_name": minted.display_name,
+        "scope": "vso.code_write", "status": "active", "minted_here": True, "in_use": True,
+        "valid_from": "", "valid_to": ""}
+    assert (by_id[by_hand.authorization_id]["minted_here"],
+            by_id[by_hand.authorization_id]["in_use"]) == (False, False)
+    table = ok(azure_git.command("list"), fake)
+    assert f"active  *+  {minted.authorization_id}" in table
+    assert f"active      {by_hand.authorization_id}" in table
+
+
+def test_rotate_replaces_the_pat_and_revokes_the_old(azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    ok(azure_git.command("login", azure_git.org_url, "--scope", "vso.code",
+                         "--lifespan", "10"), fake)
+    out = ok(azure_git.command("rotate", azure_git.org_url), fake)
+    old, new = fake.pats
+    assert old.revoked and fake.live_pats() == [new]
+    assert (new.scope, round(lifespan(new))) == ("vso.code", 10), "the same scope and lifespan"
+    assert stored_passwords(azure_git) == [new.token]
+    assert out.startswith("Rotated contoso: PAT with scope vso.code, expires in 10 days")
+    listed = json.loads(ok(azure_git.command("list", "--all", "--json"), fake))["pats"]
+    assert {(p["authorization_id"], p["status"]) for p in listed} == {
+        (old.authorization_id, "revoked"), (new.authorization_id, "active")}
+
+
+def test_revoke_by_id_and_the_one_in_use(azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    by_hand = fake.issue_pat("contoso", azure_git.user, display_name="by hand")
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    minted = fake.pats[-1]
+    out = ok(azure_git.command("revoke", "--id", by_hand.authorization_id), fake)
+    assert out == f"Revoked {by_hand.authorization_id} in contoso.\n"
+    assert fake.live_pats() == [minted]
+    assert stored_passwords(azure_git) == [minted.token]
+
+    ok(azure_git.command("revoke", "contoso"), fake)
+    assert fake.live_pats() == []
+    assert stored_passwords(azure_git) == []
+
+    gone = azure_git.command("revoke", "--id", "0e0e0e0e-0000-4000-8000-000000000000")
+    assert gone.returncode == 1
+    assert gone.stderr == b"git-credential-pat: the organization contoso has no such PAT\n"
+
+
+def test_logout_all_revokes_what_was_minted_and_empties_the_store(azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    fake.add_org("fabrikam", azure_git.tenant)
+    by_hand = fake.issue_pat("contoso", azure_git.user, display_name="by hand")
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    ok(azure_git.command("login", "https://fabrikam.visualstudio.com/"), fake)
+    azure_git.env.helper("store", "protocol=https\nhost=git.example.com\nusername=u\n"
+                                  "password=p\n\n")
+    # A PAT this machine minted but no longer stores (a lost keyring): found by its name.
+    minted_name = fake.pats[-1].display_name.replace("fabrikam", "contoso")
+    lost = fake.issue_pat("contoso", azure_git.user, display_name=minted_name)
+
+    out = ok(azure_git.command("logout", "--all"), fake)
+    assert "Logged out of contoso." in out and "Logged out of fabrikam." in out
+    assert fake.live_pats() == [by_hand]
+    assert lost.authorization_id not in {p.authorization_id for p in fake.live_pats()}
+    assert json.loads(azure_git.env.store_file.read_text()) == {}
+    assert ok(azure_git.command("logout", "--all"), fake).startswith("Signed out and emptied")
+
+
+def test_logout_signs_the_account_out(azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    out = ok(azure_git.command("logout"), fake)
+    assert out == "Logged out of contoso.\nSigned out alice@contoso.com.\n"
+    assert fake.live_pats() == []
+    stored = json.loads(azure_git.env.store_file.read_text())
+    assert set(stored) == {"msal-token-cache"}
+    assert json.loads(stored["msal-token-cache"]).get("Account", {}) == {}
+
+
+def test_logout_of_one_organization_keeps_the_others(azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    fake.add_org("fabrikam", azure_git.tenant)
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    ok(azure_git.command("login", "fabrikam"), fake)
+    ok(azure_git.command("logout", "contoso"), fake)
+    assert [p.org for p in fake.live_pats()] == ["fabrikam"]
+    stored = json.loads(azure_git.env.store_file.read_text())
+    assert "https://dev.azure.com/contoso" not in stored
+    assert "https://dev.azure.com/fabrikam" in stored and "msal-token-cache" in stored
+    ok(azure_git.command("rotate", "fabrikam"), fake)
+    assert fake.authorize_count == 1, "fabrikam's sign-in (the same account) was kept"
+
+
+def test_login_with_a_device_code_at_a_terminal(azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    fake.device_flow(approve_after=1, interval=1)
+    done = azure_git.env.run(sys.executable, "-c", PTY_RUN, "git-credential-pat", "login",
+                             "--device-code", azure_git.org_url, check=False,
+                             extra_env={"GIT_TERMINAL_PROMPT": "1"})
+    out = ok(done, fake)
+    assert "enter the code" in out
+    assert "Signing in and minting a PAT for contoso..." in out  # the progress line, at a tty
+    assert fake.devicecode_count == 1 and fake.authorize_count == 0
+    assert len(fake.live_pats()) == 1
+
+
+def test_doctor_passes_on_a_good_setup(azure_git: AzureGit, kenv: object) -> None:
+    fake = azure_git.fake
+    azure_git.env.config("credential.helper", "manager")
+    ok(azure_git.command("configure"), fake)
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    text = ok(azure_git.command("doctor"), fake)
+    assert "fail" not in text
+    assert "warn  helpers dev.azure.com/x     manager, pat: 'manager' runs first and answers " \
+           "instead\n" in text
+    assert "fix: git credential-pat configure --exclusive" in text
+    ok(azure_git.command("configure", "--exclusive"), fake)
+    text = ok(azure_git.command("doctor"), fake)
+    assert "warn" not in text
+    for name in ("git", "helper", "useHttpPath", "store", "sign-in", "login.microsoftonline.com",
+                 "dev.azure.com", "clock", "PATs"):
+        assert any(line.split()[1] == name for line in text.splitlines()), name
+    report = json.loads(ok(azure_git.command("doctor", "--json"), fake))
+    assert report["ok"] is True
+    levels = {c["name"]: c["level"] for c in report["checks"]}
+    assert levels["store"] == levels["dev.azure.com"] == levels["clock"] == "ok"
+    assert "OS keyring" in next(c["detail"] for c in report["checks"] if c["name"] == "store")
+
+
+def test_doctor_fails_with_a_wrong_ca(azure_git: AzureGit, tmp_path: object) -> None:
+    other = make_certificates(tmp_path / "other-ca")  # type: ignore[operator]
+    azure_git.env.config("http.sslCAInfo", str(other.ca))
+    done = azure_git.command("doctor")
+    assert done.returncode == 1
+    lines = done.stdout.decode().splitlines()
+    failed = next(i for i, line in enumerate(lines)
+                  if line.startswith("fail") and "login.microsoftonline.com" in line)
+    assert "is not trusted" in lines[failed] and f"CA {other.ca}" in lines[failed]
+    assert "fix: " in lines[failed + 1] and "http.sslCAInfo" in lines[failed + 1]
+
+
+@pytest.mark.parametrize("bus", ["", "unix:path=/nonexistent"])
+def test_doctor_fails_with_no_keyring(azure_git: AzureGit, kenv: object, bus: str) -> None:
+    done = azure_git.command("doctor", extra_env={"DBUS_SESSION_BUS_ADDRESS": bus})
+    assert done.returncode == 1
+    lines = done.stdout.decode().splitlines()
+    failed = next(i for i, line in enumerate(lines) if line.split()[:2] == ["fail", "store"])
+    assert "keyring" in lines[failed] or "secret store" in lines[failed]  # the store's words
+    assert lines[failed + 1].split()[:1] == ["fix:"]
+    assert "credential.patStore file" in lines[failed + 1]
+    report = json.loads(azure_git.command("doctor", "--json", extra_env={
+        "DBUS_SESSION_BUS_ADDRESS": bus}).stdout)
+    assert report["ok"] is False
+
+
+def test_a_failure_is_one_line_without_a_secret(azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    fake.fail("pat_list", status=400)
+    done = azure_git.command("list")
+    assert done.returncode == 1
+    no_secrets(done, fake)
+    assert done.stderr.count(b"\n") == 1 and done.stderr.startswith(b"git-credential-pat: ")
+    assert b"(HTTP 400)" in done.stderr
