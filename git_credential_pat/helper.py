@@ -44,7 +44,12 @@ class World:
         self._stores: dict[tuple[str, str], SecretStore] = {}
 
     def settings(self, url: str) -> Settings:
-        return settings_mod.load(url, dict(self.environ))
+        loaded = settings_mod.load(url, self.environ)
+        if loaded.trace:
+            from git_credential_pat import trace
+
+            trace.configure(loaded.trace)
+        return loaded
 
     def store(self, settings: Settings) -> SecretStore:
         where = (settings.store, settings.store_file)
@@ -70,6 +75,10 @@ def handle(action: str, request: Message, world: World) -> Answer:
     org = azure_org(request.attrs["protocol"], request.attrs["host"], request.get("path"),
                     request.get("username"))
     if org is None:
+        if "/" in request.attrs["host"] or "#" in request.attrs["host"]:
+            # No host has these (git decodes them from %2F/%23); in a key they would name
+            # another item: an organization's (https://dev.azure.com/org) or a chunk (key#0).
+            return []
         handlers = {"get": _get_plain, "store": _store_plain, "erase": _erase_plain}
     else:
         handlers = {"get": _get_azure, "store": _store_azure, "erase": _erase_azure}

@@ -43,6 +43,8 @@ class _Session(requests.Session):
     def request(self, method: str, url: str, **kwargs: object) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", (min(CONNECT_TIMEOUT, self.default_timeout),
                                       self.default_timeout))
+        # Per request, or requests lets REQUESTS_CA_BUNDLE override git's http.sslCAInfo.
+        kwargs.setdefault("verify", self.verify)
         where = f"{method} {host_of(url)}{urlsplit(url).path}"
         started = time.monotonic()
         try:

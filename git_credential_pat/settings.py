@@ -94,7 +94,8 @@ SETTINGS: tuple[Setting, ...] = (
             "How to sign in when a person is needed."),
     Setting("store", "keyring", _choice("keyring", "file"),
             "Where secrets live: the OS keyring, or (opt-in) a 0600 file."),
-    Setting("store_file", "", _path, "The file used when store is file."),
+    Setting("store_file", "", _path, "The file used when store is file; by default "
+            "~/.config/git-credential-pat/credentials.json."),
     Setting("timeout", 30.0, _positive(float), "Seconds to wait for one HTTP request."),
     Setting("signin_timeout", 300.0, _positive(float), "Seconds to wait for a person to sign in."),
     Setting("trace", "", _text,
