@@ -195,8 +195,13 @@ def _get_azure(request: Message, org: Org | None, world: World) -> Answer:
     store = world.store(settings)
     account = account_hint(request.get("username"), org) or settings.account
     now = world.clock()
-    entry = pick(_item(store, org_key(org)), account, now)
+    item = _item(store, org_key(org))
+    entry = pick(item, account, now)
     if entry and settings.mode != "oauth" and not rotation_due(entry, settings, now):
+        if item.get("org", {}).get("sweep_due", now + 1) <= now:
+            from git_credential_pat import minting
+
+            minting.finish_sweep(org, entry, item, settings, store, world)
         return _answer_pat(entry)
     from git_credential_pat import minting
 

@@ -52,7 +52,7 @@ else:
 @contextmanager
 def held(name: str, timeout: float) -> Iterator[None]:
     """Hold the lock called `name`, waiting at most `timeout` seconds for it."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:24]
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:24]
     fd = os.open(os.path.join(lock_dir(), digest + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + timeout

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 TOKEN_CACHE_KEY = "msal-token-cache"
 SIGNIN_LOCK = "sign-in"
+SWEEP_DUE = "sweep_due"  # in an item's "org": when revoking replaced or orphaned PATs is owed
+SWEEP_RETRY = 3600
 # Organization answers that mean "no PATs for you here", where an access token still works.
 FALLBACK_CODES = frozenset({"disablePatCreationPolicyViolation", "globalPATCreationBlocked",
                             "accessDenied"})
@@ -212,6 +214,9 @@ def mint(session: Session, item: Item, token: AccessToken) -> Entry:
     def store_entry(fresh: Item) -> None:
         fresh["org"].update(item["org"])
         fresh["org"].pop("fallback", None)
+        # Owed until `sweep` has revoked what this PAT replaces: a process killed before then
+        # leaves the old PAT live, and the next `get` finishes the job (`finish_sweep`).
+        fresh["org"][SWEEP_DUE] = int(world.clock())
         fresh["credentials"] = [e for e in fresh["credentials"]
                                 if e.get("username", "").lower() != entry["username"].lower()]
         fresh["credentials"].append(entry)
@@ -229,23 +234,60 @@ def _revoke(client, authorization_id: str) -> bool:  # noqa: ANN001 - PatClient,
         client.revoke(authorization_id)
     except HelperError as error:
         trace.log(f"could not revoke {authorization_id}: {error}")
-        return False
+        return getattr(error, "code", "") == "authorizationNotFound"  # gone already
     return True
 
 
 def sweep(session: Session, token: AccessToken, keep: Entry, replaced: list[Entry]) -> None:
     """Revoke what this installation minted before: the PAT just replaced, and any a killed
-    process or a lost keyring left behind. Best effort: git already has its answer."""
+    process or a lost keyring left behind. Best effort: git already has its answer; what
+    could not be revoked is tried again by a `get` an hour later (`finish_sweep`)."""
     client = session.pats(token)
     ours = display_name(session.org, session.store)
     doomed = {(e.get("pat") or {}).get("id") for e in replaced}
+    done = True
     try:
         doomed |= {p.authorization_id for p in client.list() if p.display_name == ours}
     except HelperError as error:
         trace.log(f"could not list PATs: {error}")
+        done = False
     doomed -= {keep["pat"]["id"], None}
     for authorization_id in sorted(doomed):
-        _revoke(client, authorization_id)
+        done = _revoke(client, authorization_id) and done
+    later = int(session.world.clock()) + SWEEP_RETRY
+
+    def record(fresh: Item) -> None:
+        if done:
+            fresh["org"].pop(SWEEP_DUE, None)
+        else:
+            fresh["org"][SWEEP_DUE] = later
+
+    try:
+        update_item(session.store, session.org, record)
+    except HelperError as error:
+        trace.log(f"could not record the sweep: {error}")
+
+
+def finish_sweep(org: Org, entry: Entry, item: Item, settings: Settings, store: SecretStore,
+                 world: World) -> None:
+    """On a `get` that found a sweep owed (a mint's process was killed, or revoking failed):
+    sweep now if sign-in needs no person and no other process is minting. Never raises: git
+    gets the stored PAT whatever happens here."""
+    try:
+        with lock.held(f"mint:{org.name}", timeout=0):
+            if SWEEP_DUE not in _fresh_item(store, org)["org"]:
+                return  # another process has just done it
+            session = Session(org, settings, store, world, [])
+            try:
+                token = session.token(session.tenant(item), entry.get("username", ""),
+                                      interactive=False)
+            except HelperError:
+                later = int(world.clock()) + SWEEP_RETRY
+                update_item(store, org, lambda fresh: fresh["org"].update({SWEEP_DUE: later}))
+                raise
+            sweep(session, token, entry, [])
+    except HelperError as error:
+        trace.log(f"not revoking old PATs now: {error}")
 
 
 def revoke_quietly(org: Org, gone: list[Entry], item: Item, settings: Settings,

@@ -45,7 +45,10 @@ def _apply_url(message: Message, url: str) -> None:
     """Expand `url=` the way git does: it replaces every URL-borne attribute."""
     from urllib.parse import unquote, urlsplit  # only `git credential`-style input needs it
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket, say
+        raise ProtocolError("url= is not a URL") from None
     if not parts.scheme or "://" not in url:
         raise ProtocolError("url= is not a URL")
     for key in _URL_FIELDS:

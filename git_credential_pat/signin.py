@@ -148,7 +148,7 @@ class SignIn:
         if not known and flow is None:
             raise needed  # nothing to try silently: answer at once, without the network
         try:
-            app = self._app(tenant, broker=flow == "broker")
+            app = self._app(tenant, broker=flow == "broker", step=step)
             result, who = self._silent(app, known)
             if result is None:
                 if flow is None:
@@ -166,11 +166,12 @@ class SignIn:
             self._save()
         return self._access_token(result, tenant, who, for_what)
 
-    def _app(self, tenant: str, broker: bool) -> msal.PublicClientApplication:
+    def _app(self, tenant: str, broker: bool, step: str) -> msal.PublicClientApplication:
         authority = f"{self.settings.authority_host.rstrip('/')}/{tenant}"
+        client = _MsalHttp(self.session, self.settings.timeout, step)
         try:
             return msal.PublicClientApplication(
-                self.settings.client_id, authority=authority, http_client=self.session,
+                self.settings.client_id, authority=authority, http_client=client,
                 token_cache=self._cache, enable_broker_on_windows=broker,
                 enable_broker_on_mac=broker)
         except ValueError:
@@ -273,6 +274,29 @@ class SignIn:
                     self._cache.modify(kind, entry)
         self._save()
         return sorted({e.get("username", "") for e in chosen} - {""})
+
+
+class _MsalHttp:
+    """The HTTP client msal gets: each request goes through `http.call`, so sign-in rides out
+    throttling, 5xx bursts and dropped connections within the time budget like every other
+    request (msal itself retries nothing), and then fails with one line naming the step."""
+
+    def __init__(self, session: requests.Session, timeout: float, step: str) -> None:
+        self.session, self.timeout, self.step = session, timeout, step
+
+    def get(self, url: str, **kwargs: object) -> requests.Response:
+        return self._call("GET", url, kwargs)
+
+    def post(self, url: str, **kwargs: object) -> requests.Response:
+        return self._call("POST", url, kwargs)
+
+    def _call(self, method: str, url: str, kwargs: dict[str, object]) -> requests.Response:
+        kwargs.pop("timeout", None)  # the time budget is `http.call`'s
+        return http.call(self.session, method, url, step=self.step, timeout=self.timeout,
+                         **kwargs)
+
+    def close(self) -> None:
+        """The session is the caller's and outlives msal's use of it."""
 
 
 def _belongs(entry: Mapping[str, str], tenant: str) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,10 @@ class AzureGit:
         return f"{self.org_url}/{project}/_git/{repo}"
 
 
+REPO_URL = "https://dev.azure.com/contoso/proj/_git/repo"
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
 def wire(env: GitEnv, fake: FakeAzure) -> GitEnv:
     """Point a GitEnv's git and helper at the fake, through git config alone; the browser
     script, which is not git, gets the proxy and CA from its environment."""
@@ -57,7 +62,27 @@ def wire(env: GitEnv, fake: FakeAzure) -> GitEnv:
     env.config("http.sslCAInfo", str(fake.ca_path))
     env.env.update(fake.browser_env())
     env.env.update(HTTPS_PROXY=fake.proxy_url, SSL_CERT_FILE=str(fake.ca_path))
+    env.env.update(GIT_CREDENTIAL_PAT_SIGNIN_TIMEOUT="30", GIT_CREDENTIAL_PAT_TIMEOUT="10")
     return env
+
+
+def configured(env: GitEnv, fake: FakeAzure) -> GitEnv:
+    """`wire`, plus git configured as install.sh leaves it, and contoso's `proj/repo`."""
+    fake.add_repo("contoso", "proj", "repo")
+    for url in ("https://dev.azure.com", "https://*.visualstudio.com"):
+        env.config(f"credential.{url}.helper", "pat")
+        env.config(f"credential.{url}.useHttpPath", "true")
+    return wire(env, fake)
+
+
+def at_fake_time(fake: FakeAzure) -> dict[str, str]:
+    """Run git and the helper on the fake's clock (libfaketime). The monotonic clock moves by
+    the same offset: with FAKETIME_DONT_FAKE_MONOTONIC, libfaketime 0.9.10 makes Python's
+    `time.sleep` (an absolute monotonic clock_nanosleep) fail with EINVAL, so no retry could
+    wait."""
+    if not Path(FAKETIME_LIB).exists():
+        pytest.skip("needs libfaketime (tests/run installs it)")
+    return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": f"+{int(fake.offset_seconds)}"}
 
 
 @pytest.fixture(name="azure_git")

@@ -8,13 +8,12 @@ Sign-in uses the fake's browser (a real loopback redirect into msal's listener).
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.azurefixtures import REPO_URL, at_fake_time, configured
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv, parse_answer
 from tests.netfixtures import (  # noqa: F401 - fixtures
@@ -26,32 +25,13 @@ from tests.netfixtures import (  # noqa: F401 - fixtures
     contoso_fixture,
 )
 
-REPO_URL = "https://dev.azure.com/contoso/proj/_git/repo"
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 DAY = 86400
 
 
 @pytest.fixture
 def aenv(genv: GitEnv, azure: FakeAzure, contoso: Contoso) -> GitEnv:
     """A new machine with the helper configured as install.sh does, whose network is the fake."""
-    azure.add_repo("contoso", "proj", "repo")
-    for url in ("https://dev.azure.com", "https://*.visualstudio.com"):
-        genv.config(f"credential.{url}.helper", "pat")
-        genv.config(f"credential.{url}.useHttpPath", "true")
-    genv.config("http.sslCAInfo", str(azure.ca_path))
-    genv.config("http.proxy", azure.proxy_url)
-    # The fake browser is its own program and finds the fake through the environment.
-    genv.env.update(azure.client_env(browser=True))
-    genv.env.update(GIT_CREDENTIAL_PAT_SIGNIN_TIMEOUT="30", GIT_CREDENTIAL_PAT_TIMEOUT="10")
-    return genv
-
-
-def at_fake_time(azure: FakeAzure) -> dict[str, str]:
-    """Run git and the helper on the fake's clock."""
-    if not Path(FAKETIME_LIB).exists():
-        pytest.skip("needs libfaketime (tests/run installs it)")
-    return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": f"+{int(azure.offset_seconds)}",
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    return configured(genv, azure)
 
 
 def stored(env: GitEnv) -> dict:
@@ -213,4 +193,3 @@ def test_get_answers_with_expiry_for_git_to_use(aenv: GitEnv, azure: FakeAzure) 
     [pat] = azure.pats
     assert answer == {"username": ALICE, "password": pat.token,
                       "password_expiry_utc": str(int(pat.valid_to))}
-    assert os.environ.get("GIT_CREDENTIAL_PAT_TRACE") is None

@@ -263,11 +263,11 @@ def test_entra_out_of_reach(azure: FakeAzure, contoso: Contoso, settings: Settin
 
 def test_entra_in_trouble(azure: FakeAzure, contoso: Contoso, settings: Settings,
                           session: requests.Session, browser: dict[str, str]) -> None:
-    azure.fail("openid", 503)
+    azure.fail("openid", 503, times=4)  # one more than the retries
     with pytest.raises(HelperError) as caught:
         sign_in(settings, session, MemoryCache(), browser, contoso.tenant)
-    assert str(caught.value) == (f"login.microsoftonline.com is having trouble while signing "
-                                 f"in for {FOR_WHAT}; try again later")
+    assert str(caught.value) == (f"login.microsoftonline.com is having trouble (HTTP 503) while "
+                                 f"signing in for {FOR_WHAT}; try again later")
 
 
 def test_a_portal_page_instead_of_entra(azure: FakeAzure, contoso: Contoso, settings: Settings,

@@ -1,0 +1,102 @@
+"""Hardening against parallel git processes, with the real Secret Service as the store.
+
+IDEs, submodules and scripts run many git processes at once; each runs its own helper. They
+must mint one PAT (not one each), rotate once, and never lose a credential another process
+stored meanwhile.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import subprocess
+
+import pytest
+
+from tests.azurefixtures import REPO_URL, at_fake_time, configured
+from tests.fakeazure import FakeAzure
+from tests.gitenv import GitEnv, parse_answer
+from tests.hardening import (
+    assert_no_orphan_pats,
+    stored_item,
+)
+from tests.netfixtures import Contoso, azure_fixture, azure_server, contoso_fixture  # noqa: F401
+
+PARALLEL = 32
+PLAIN_KEY = "https://git.example.com"
+
+
+@pytest.fixture
+def kazure(kenv: GitEnv, azure: FakeAzure, contoso: Contoso) -> GitEnv:
+    """install.sh's configuration against the fake, storing in the Secret Service."""
+    return configured(kenv, azure)
+
+
+def parallel(count: int, run: object) -> list:
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))  # type: ignore[arg-type]
+
+
+def fill(env: GitEnv, extra_env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[bytes]:
+    return env.git("credential", "fill", input=f"url={REPO_URL}\n\n", check=False,
+                   extra_env=extra_env, timeout=120)
+
+
+def test_parallel_fills_on_a_cold_keyring_mint_one_pat_and_all_get_it(
+        kazure: GitEnv, azure: FakeAzure) -> None:
+    runs = parallel(PARALLEL, lambda _: fill(kazure))
+    assert [r.returncode for r in runs] == [0] * PARALLEL, [r.stderr for r in runs]
+    [pat] = azure.pats
+    assert {parse_answer(r.stdout)["password"] for r in runs} == {pat.token}
+    assert azure.authorize_count == 1
+    assert_no_orphan_pats(azure, kazure)
+
+
+def test_parallel_fills_when_a_rotation_is_due_rotate_once(
+        kazure: GitEnv, azure: FakeAzure) -> None:
+    assert fill(kazure).returncode == 0
+    azure.advance(days=25)
+    later = at_fake_time(azure)
+    runs = parallel(PARALLEL, lambda _: fill(kazure, later))
+    assert [r.returncode for r in runs] == [0] * PARALLEL, [r.stderr for r in runs]
+    old, new = azure.pats
+    assert old.revoked and not new.revoked
+    assert {parse_answer(r.stdout)["password"] for r in runs} == {new.token}
+    assert_no_orphan_pats(azure, kazure)
+
+
+def helper(env: GitEnv, action: str, request: str) -> None:
+    done = env.helper(action, request + "\n", timeout=60)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
+
+
+@pytest.mark.parametrize("place", ["plain", "azure"])
+def test_an_erase_for_an_old_password_never_removes_a_newer_one(
+        kenv: GitEnv, place: str) -> None:
+    """Rounds of `store` of password N racing `erase` of password N-1 (what git sends after a
+    401 in one process while another stores the PAT just minted), each pair in parallel:
+    whatever the order, password N is what remains."""
+    where = ("protocol=https\nhost=git.example.com\n" if place == "plain" else
+             "protocol=https\nhost=dev.azure.com\npath=contoso/proj/_git/repo\n")
+    user = "username=alice@contoso.com\n"
+    helper(kenv, "store", f"{where}{user}password=secret-0\n")
+    for n in range(1, 9):
+        parallel(2, lambda i, n=n: helper(
+            kenv, ("store", "erase")[i], f"{where}{user}password=secret-{n - i}\n"))
+        answer = parse_answer(kenv.helper("get", where + "\n").stdout)
+        assert answer.get("password") == f"secret-{n}", f"round {n}"
+
+
+def test_parallel_stores_for_one_host_keep_every_credential(kenv: GitEnv) -> None:
+    """Ten processes each store a different user's password for the same host at once:
+    none may overwrite another's (a lost update of the one item per host)."""
+    where = "protocol=https\nhost=git.example.com\n"
+    parallel(10, lambda i: helper(kenv, "store", f"{where}username=u{i}\npassword=p{i}\n"))
+    kept = stored_item(kenv, PLAIN_KEY)["credentials"]
+    assert sorted((c["username"], c["password"]) for c in kept) == sorted(
+        (f"u{i}", f"p{i}") for i in range(10))
+    answer = parse_answer(kenv.helper("get", f"{where}username=u7\n\n").stdout)
+    assert answer.get("password") == "p7"
+    parallel(10, lambda i: helper(kenv, "erase", f"{where}username=u{i}\npassword=p{i}\n"))
+    assert stored_item(kenv, PLAIN_KEY) == {"credentials": []}
+    assert parse_answer(kenv.helper("get", f"{where}\n").stdout) == {}
