@@ -5,20 +5,38 @@ plaintext backend; so the platform's own keyring is named here (Secret Service, 
 Windows Credential Manager) unless the user names one in `PYTHON_KEYRING_BACKEND`.
 Windows Credential Manager caps a secret at 2,560 bytes, so long values (the sign-in token cache)
 are split across numbered items.
+
+On the Secret Service, reads go first to `secretservice`, which answers from the same items
+without importing `keyring`; `keyring` (about 150 ms to import) is loaded only to write, delete,
+list, or when that reader cannot answer (a locked keyring, no D-Bus), so that its prompt to
+unlock and its errors are the ones a person sees.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any
 
+from git_credential_pat import trace
 from git_credential_pat.store import FILE_STORE_HINT, SERVICE, StoreError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 CHUNK = 1000  # characters; UTF-16 on Windows, so 2,000 of the 2,560 bytes allowed
 CHUNKED = "chunked:"
 INDEX_KEY = "index"
+
+
+def _direct_reader() -> Callable[[str, str], str | None] | None:
+    """`secretservice.lookup` where `_platform_backend` picks the Secret Service, else None."""
+    if os.environ.get("PYTHON_KEYRING_BACKEND") or sys.platform in ("darwin", "win32"):
+        return None
+    from git_credential_pat.secretservice import lookup
+
+    return lookup
 
 
 def _platform_backend() -> Any:
@@ -38,7 +56,7 @@ def _platform_backend() -> Any:
 
     try:
         SecretService.Keyring.priority  # noqa: B018 - raises when no Secret Service answers
-    except RuntimeError:
+    except (RuntimeError, OSError):  # OSError: a bus address whose socket is gone
         raise StoreError(
             "no Secret Service keyring is running (is D-Bus up? start gnome-keyring or KeePassXC), "
             f"or opt into the plaintext file store: {FILE_STORE_HINT}"
@@ -48,14 +66,25 @@ def _platform_backend() -> Any:
 
 class KeyringStore:
     def __init__(self) -> None:
-        self._backend = _platform_backend()
-        self.description = f"OS keyring ({self._backend.name})"
+        self._direct_read = _direct_reader()
+        self._loaded_backend: Any = None
+
+    @property
+    def _backend(self) -> Any:
+        if self._loaded_backend is None:
+            self._loaded_backend = _platform_backend()
+        return self._loaded_backend
+
+    @property
+    def description(self) -> str:
+        return f"OS keyring ({self._backend.name})"
 
     def _call(self, method: str, *args: str) -> Any:
+        backend = self._backend  # its own StoreError says what is missing
         from keyring.errors import KeyringError, KeyringLocked, PasswordDeleteError
 
         try:
-            return getattr(self._backend, method)(SERVICE, *args)
+            return getattr(backend, method)(SERVICE, *args)
         except PasswordDeleteError:
             return None
         except KeyringLocked:
@@ -71,16 +100,31 @@ class KeyringStore:
         except Exception as error:  # noqa: BLE001 - D-Bus and platform errors of every backend
             raise StoreError(f"the keyring failed ({error.__class__.__name__})") from None
 
+    def _get(self, key: str) -> str | None:
+        if self._direct_read is not None:
+            from git_credential_pat.secretservice import Unavailable
+
+            try:
+                return self._direct_read(SERVICE, key)
+            except Unavailable as error:
+                trace.log(f"reading through keyring instead: {error}")
+                self._direct_read = None  # one bounded wait per process, not one per read
+        return self._call("get_password", key)
+
     def read(self, key: str) -> str | None:
-        value = self._call("get_password", key)
+        value = self._get(key)
         if value is None or not value.startswith(CHUNKED):
             return value
         count = int(value[len(CHUNKED):])
-        parts = [self._call("get_password", f"{key}#{n}") for n in range(count)]
+        parts = [self._get(f"{key}#{n}") for n in range(count)]
         return None if None in parts else "".join(parts)
 
     def write(self, key: str, value: str) -> None:
         old = self._call("get_password", key)
+        if old is None and key != INDEX_KEY:
+            # First, so that a failure here leaves nothing stored: a caller that then revokes
+            # the secret it could not store must not leave it in the keyring.
+            self._index(add=key)
         if len(value) > CHUNK:
             parts = [value[i:i + CHUNK] for i in range(0, len(value), CHUNK)]
             for n, part in enumerate(parts):
@@ -90,8 +134,6 @@ class KeyringStore:
         else:
             self._call("set_password", key, value)
             self._drop_chunks(key, old, keep=0)
-        if old is None and key != INDEX_KEY:
-            self._index(add=key)
 
     def delete(self, key: str) -> None:
         old = self._call("get_password", key)
@@ -101,6 +143,8 @@ class KeyringStore:
             self._index(remove=key)
 
     def keys(self) -> list[str]:
+        import json
+
         return sorted(json.loads(self._call("get_password", INDEX_KEY) or "[]"))
 
     def _drop_chunks(self, key: str, old: str | None, keep: int) -> None:
@@ -110,6 +154,8 @@ class KeyringStore:
 
     def _index(self, add: str = "", remove: str = "") -> None:
         """Keep the list of keys `status` and `logout` walk; the `get` path never reads it."""
+        import json
+
         from git_credential_pat import lock
 
         with lock.held("keyring-index", timeout=30):
