@@ -60,6 +60,7 @@ install() {
         say "Installing $NAME with pipx..."
         pipx install --force --python "$python" "$src" >/dev/null
         rm -rf "$venv"  # left by an earlier install without pipx
+        env_dir=$(pipx environment --value PIPX_LOCAL_VENVS)/$NAME
         cmd=$pipx_link
     else
         "$python" -c 'import ensurepip, venv' 2>/dev/null ||
@@ -69,8 +70,12 @@ install() {
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$src"
         mkdir -p "$(dirname "$link")"
         ln -sf "$venv/bin/$NAME" "$link"
+        env_dir=$venv
         cmd=$link
     fi
+    # git runs the helper on every fetch: replace pip's script with one that starts Python
+    # without `site` (git_credential_pat/launcher.py measures why).
+    "$env_dir/bin/python" -I -m git_credential_pat.launcher "$env_dir/bin/$NAME"
     "$cmd" configure
     bin_dir=$(dirname "$cmd")
     case ":$PATH:" in

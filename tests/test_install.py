@@ -117,6 +117,8 @@ def test_the_installed_command_runs_from_its_own_environment(installed: Installe
     assert installed.command.resolve() == (installed.venv / "bin" / NAME).resolve()
     done = installed.env.run(str(installed.command), "--version")
     assert done.stdout.decode() == f"{NAME} {__version__}\n"
+    first_line = installed.command.read_text().splitlines()[0]
+    assert first_line == f"#!{installed.venv}/bin/python -IS"  # the quick launcher
 
 
 def test_git_finds_the_helper_once_the_bin_dir_is_on_path(installed: Installed) -> None:
@@ -152,6 +154,7 @@ def test_uninstall_puts_git_config_back_and_removes_the_install(
     command = env.home / ".local/bin" / NAME
     assert env.run(str(command), "--version").stdout.decode() == f"{NAME} {__version__}\n"
     assert ("/pipx/venvs/" in str(command.resolve())) == (way == "pipx")
+    assert command.read_text().splitlines()[0].endswith("/bin/python -IS")
 
     args = ("--uninstall", "--yes") if way == "venv" else ("--uninstall",)
     output = install_sh(env, source, *args).stdout.decode()
