@@ -7,10 +7,7 @@ the CA (`http.sslCAInfo`, the fake's), which the helper must pick up from git ex
 (Alice) unless the test says otherwise. The fake is the session-wide one from
 `tests.netfixtures`, emptied for each test and holding Contoso (Alice, Bob, org `contoso`).
 
-Test modules import the fixtures they use, under the names pytest registers them by:
-
-    from tests.azurefixtures import AzureGit, azure_git_fixture  # noqa: F401
-    from tests.netfixtures import azure_fixture, azure_server, contoso_fixture  # noqa: F401
+tests/conftest.py makes these fixtures available to every test module.
 
 For the OS keyring instead of the file store, also ask for `kenv` (it is the same `genv`).
 """

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated HOME and git config per test, and the real Secret Service.
+"""Shared fixtures: an isolated HOME and git config per test, the real Secret Service, and
+(imported from their modules) the local fake Azure and machines wired to it.
 
 `tests/run` starts the suite inside a private D-Bus session with an unlocked gnome-keyring, so
 the keyring tests use the real Secret Service; each test starts from an empty keyring.
@@ -15,7 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.azurefixtures import azure_git_fixture  # noqa: F401 - fixtures for every test
 from tests.gitenv import GitEnv
+from tests.hardening import hardened_fixture  # noqa: F401
+from tests.netfixtures import (  # noqa: F401
+    azure_fixture,
+    azure_server,
+    browser_fixture,
+    contoso_fixture,
+    session_fixture,
+    settings_fixture,
+)
 
 BIN = Path(sys.executable).parent
 

@@ -23,10 +23,14 @@ import atheris
 
 with atheris.instrument_imports():
     from git_credential_pat import helper, minting, protocol
-    from git_credential_pat.errors import HelperError
-    from git_credential_pat.protocol import ProtocolError
 
-from tests.test_hardening_input import ALICE, PAT_SECRET, PLAIN_HOST, PLAIN_SECRET, check_answer
+from tests.test_hardening_input import (
+    ALICE,
+    PAT_SECRET,
+    PLAIN_HOST,
+    PLAIN_SECRET,
+    run_in_process,
+)
 
 ACTIONS = ("get", "get", "store", "erase")
 
@@ -58,13 +62,7 @@ def one_input(data: bytes) -> None:
     if not data:
         return
     WORLD.restore()  # type: ignore[attr-defined]
-    action, data = ACTIONS[data[0] % len(ACTIONS)], data[1:]
-    try:
-        request = protocol.parse(data)
-        answer = helper.handle(action, request, WORLD)
-    except (ProtocolError, HelperError):
-        return
-    check_answer(request, answer)
+    run_in_process(WORLD, ACTIONS[data[0] % len(ACTIONS)], data[1:])
 
 
 if __name__ == "__main__":

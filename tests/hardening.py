@@ -1,10 +1,7 @@
 """What the hardening tests share: a machine wired to the fake Azure, reading what the helper
 stored, the "no orphan PAT" invariant, and waiting for events with a deadline.
 
-Test modules import the fixtures they use, as with `tests.netfixtures`:
-
-    from tests.hardening import hardened_fixture  # noqa: F401
-    from tests.netfixtures import azure_fixture, azure_server, contoso_fixture  # noqa: F401
+tests/conftest.py makes its fixture available to every test module.
 """
 
 from __future__ import annotations

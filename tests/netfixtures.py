@@ -2,9 +2,9 @@
 
 The helper reaches the fake the way it reaches Microsoft behind a corporate proxy: git's
 `http.proxy` (the fake's CONNECT proxy) and `http.sslCAInfo` (the fake's CA), passed in
-`Settings` exactly as `settings.with_http` would read them from git config. Test modules import
-the fixtures they use (`from tests.netfixtures import azure_fixture`: each is registered under
-the name without `_fixture`, so that a test parameter does not shadow the import).
+`Settings` exactly as `settings.with_http` would read them from git config. tests/conftest.py
+makes the fixtures available everywhere; each is registered under its name without `_fixture`,
+so that a test parameter does not shadow the function.
 """
 
 from __future__ import annotations

@@ -16,14 +16,7 @@ import pytest
 from tests.azurefixtures import REPO_URL, at_fake_time, configured
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv, parse_answer
-from tests.netfixtures import (  # noqa: F401 - fixtures
-    ALICE,
-    BOB,
-    Contoso,
-    azure_fixture,
-    azure_server,
-    contoso_fixture,
-)
+from tests.netfixtures import ALICE, BOB, Contoso
 
 DAY = 86400
 

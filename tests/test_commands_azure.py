@@ -13,15 +13,10 @@ import sys
 
 import pytest
 
-from tests.azurefixtures import AzureGit, azure_git_fixture  # noqa: F401
+from tests.azurefixtures import AzureGit
 from tests.fakeazure import FakeAzure
 from tests.fakeazure.ca import make_certificates
-from tests.netfixtures import (  # noqa: F401 - fixtures, by the names they are used as
-    PTY_RUN,
-    azure_fixture,
-    azure_server,
-    contoso_fixture,
-)
+from tests.netfixtures import PTY_RUN
 
 DAY = 86400
 

@@ -15,11 +15,8 @@ import pytest
 from tests.azurefixtures import REPO_URL, at_fake_time, configured
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv, parse_answer
-from tests.hardening import (
-    assert_no_orphan_pats,
-    stored_item,
-)
-from tests.netfixtures import Contoso, azure_fixture, azure_server, contoso_fixture  # noqa: F401
+from tests.hardening import assert_no_orphan_pats, stored_item
+from tests.netfixtures import Contoso
 
 PARALLEL = 32
 PLAIN_KEY = "https://git.example.com"

@@ -19,12 +19,11 @@ from tests import failingkeyring
 from tests.azurefixtures import REPO_URL, at_fake_time
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv
-from tests.hardening import (  # noqa: F401 - fixtures
+from tests.hardening import (
     ORG_KEY,
     assert_no_orphan_pats,
     assert_one_clean_line,
     fault_taken,
-    hardened_fixture,
     helper_pid,
     kill,
     start_git,
@@ -32,7 +31,6 @@ from tests.hardening import (  # noqa: F401 - fixtures
     use_failing_keyring,
     wait_until,
 )
-from tests.netfixtures import azure_fixture, azure_server, contoso_fixture  # noqa: F401
 
 HOSTS = {"probe": "dev.azure.com", "token": "login.microsoftonline.com",
          "pat_create": "vssps.dev.azure.com", "pat_list": "vssps.dev.azure.com",

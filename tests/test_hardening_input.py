@@ -26,12 +26,7 @@ from tests.conftest import BIN
 from tests.fakeazure import FakeAzure
 from tests.fakeazure.ca import make_certificates
 from tests.gitenv import GitEnv, parse_answer
-from tests.hardening import (  # noqa: F401 - fixtures
-    assert_no_orphan_pats,
-    assert_one_clean_line,
-    hardened_fixture,
-)
-from tests.netfixtures import azure_fixture, azure_server, contoso_fixture  # noqa: F401
+from tests.hardening import assert_no_orphan_pats, assert_one_clean_line
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 PLAIN_HOST = "git.example.com"

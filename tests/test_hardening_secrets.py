@@ -25,17 +25,8 @@ from tests.authsink import AuthSink
 from tests.azurefixtures import REPO_URL, at_fake_time, configured
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv, parse_answer
-from tests.hardening import (  # noqa: F401 - fixtures
-    hardened_fixture,
-    stored_passwords,
-)
-from tests.netfixtures import (  # noqa: F401 - fixtures
-    ALICE,
-    Contoso,
-    azure_fixture,
-    azure_server,
-    contoso_fixture,
-)
+from tests.hardening import stored_passwords
+from tests.netfixtures import ALICE, Contoso
 
 ORG_URL = "https://dev.azure.com/contoso"
 PLAIN_URL = "https://git.example.com/team/repo.git"

@@ -18,16 +18,7 @@ from git_credential_pat.errors import HelperError
 from tests.fakeazure import FakeAzure
 from tests.fakeazure.ca import make_certificates
 from tests.fakeazure.state import Fault
-from tests.netfixtures import (  # noqa: F401 - fixtures, by the names they are used as
-    ORG_URL,
-    Contoso,
-    azure_fixture,
-    azure_server,
-    contoso_fixture,
-    session_fixture,
-    settings_fixture,
-    settings_for,
-)
+from tests.netfixtures import ORG_URL, Contoso, settings_for
 
 STEP = "checking the organization"
 PATS = "https://vssps.dev.azure.com/contoso/_apis/tokens/pats?api-version=7.1-preview.1"

@@ -15,17 +15,7 @@ from git_credential_pat import trace
 from git_credential_pat.errors import HelperError
 from git_credential_pat.patapi import Pat, PatApiError, PatClient, format_time, parse_time
 from tests.fakeazure import FakeAzure
-from tests.netfixtures import (  # noqa: F401 - fixtures, by the names they are used as
-    ALICE,
-    BOB,
-    ORG,
-    Contoso,
-    azure_fixture,
-    azure_server,
-    contoso_fixture,
-    session_fixture,
-    settings_fixture,
-)
+from tests.netfixtures import ALICE, BOB, ORG, Contoso
 
 DAY = 86400
 NAME = "git-credential-pat: contoso on laptop (abc123)"

@@ -21,7 +21,7 @@ from git_credential_pat.patapi import PatClient
 from git_credential_pat.settings import Settings
 from git_credential_pat.signin import AccessToken, SignIn
 from tests.fakeazure import MSA_ORG_TENANT, FakeAzure
-from tests.netfixtures import (  # noqa: F401 - fixtures, by the names they are used as
+from tests.netfixtures import (
     ALICE,
     BOB,
     FOR_WHAT,
@@ -30,14 +30,8 @@ from tests.netfixtures import (  # noqa: F401 - fixtures, by the names they are 
     Contoso,
     Lines,
     MemoryCache,
-    azure_fixture,
-    azure_server,
-    browser_fixture,
-    contoso_fixture,
     headless_env,
     run_python,
-    session_fixture,
-    settings_fixture,
     settings_for,
 )
 

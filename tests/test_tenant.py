@@ -10,15 +10,7 @@ import requests
 from git_credential_pat import tenant
 from git_credential_pat.errors import HelperError
 from tests.fakeazure import MSA_ORG_TENANT, FakeAzure
-from tests.netfixtures import (  # noqa: F401 - fixtures, by the names they are used as
-    ORG,
-    Contoso,
-    azure_fixture,
-    azure_server,
-    contoso_fixture,
-    session_fixture,
-    settings_fixture,
-)
+from tests.netfixtures import ORG, Contoso
 
 OTHER_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
