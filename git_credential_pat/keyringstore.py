@@ -23,6 +23,7 @@ from git_credential_pat.store import FILE_STORE_HINT, SERVICE, StoreError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from contextlib import AbstractContextManager
     from typing import Any
 
 CHUNK = 1000  # characters; UTF-16 on Windows, so 2,000 of the 2,560 bytes allowed
@@ -62,6 +63,14 @@ def _platform_backend() -> Any:
             f"or opt into the plaintext file store: {FILE_STORE_HINT}"
         ) from None
     return SecretService.Keyring()
+
+
+def _one_writer() -> AbstractContextManager[None]:
+    """Writes take turns across processes: each is a read-modify-write of the key index, and
+    gnome-keyring 42 has been seen to crash under many parallel writes, coming back locked."""
+    from git_credential_pat import lock
+
+    return lock.held("keyring-write", timeout=30)
 
 
 class KeyringStore:
@@ -120,27 +129,29 @@ class KeyringStore:
         return None if None in parts else "".join(parts)
 
     def write(self, key: str, value: str) -> None:
-        old = self._call("get_password", key)
-        if old is None and key != INDEX_KEY:
-            # First, so that a failure here leaves nothing stored: a caller that then revokes
-            # the secret it could not store must not leave it in the keyring.
-            self._index(add=key)
-        if len(value) > CHUNK:
-            parts = [value[i:i + CHUNK] for i in range(0, len(value), CHUNK)]
-            for n, part in enumerate(parts):
-                self._call("set_password", f"{key}#{n}", part)
-            self._call("set_password", key, f"{CHUNKED}{len(parts)}")
-            self._drop_chunks(key, old, keep=len(parts))
-        else:
-            self._call("set_password", key, value)
-            self._drop_chunks(key, old, keep=0)
+        with _one_writer():
+            old = self._call("get_password", key)
+            if old is None and key != INDEX_KEY:
+                # First, so that a failure here leaves nothing stored: a caller that then
+                # revokes the secret it could not store must not leave it in the keyring.
+                self._index(add=key)
+            if len(value) > CHUNK:
+                parts = [value[i:i + CHUNK] for i in range(0, len(value), CHUNK)]
+                for n, part in enumerate(parts):
+                    self._call("set_password", f"{key}#{n}", part)
+                self._call("set_password", key, f"{CHUNKED}{len(parts)}")
+                self._drop_chunks(key, old, keep=len(parts))
+            else:
+                self._call("set_password", key, value)
+                self._drop_chunks(key, old, keep=0)
 
     def delete(self, key: str) -> None:
-        old = self._call("get_password", key)
-        self._call("delete_password", key)
-        self._drop_chunks(key, old, keep=0)
-        if key != INDEX_KEY:
-            self._index(remove=key)
+        with _one_writer():
+            old = self._call("get_password", key)
+            self._call("delete_password", key)
+            self._drop_chunks(key, old, keep=0)
+            if key != INDEX_KEY:
+                self._index(remove=key)
 
     def keys(self) -> list[str]:
         import json
@@ -153,12 +164,10 @@ class KeyringStore:
                 self._call("delete_password", f"{key}#{n}")
 
     def _index(self, add: str = "", remove: str = "") -> None:
-        """Keep the list of keys `status` and `logout` walk; the `get` path never reads it."""
+        """Keep the list of keys `status` and `logout` walk; the `get` path never reads it.
+        Called by a writer, so the read-modify-write is not interleaved."""
         import json
 
-        from git_credential_pat import lock
-
-        with lock.held("keyring-index", timeout=30):
-            keys = set(self.keys())
-            keys = (keys | {add} if add else keys) - {remove}
-            self._call("set_password", INDEX_KEY, json.dumps(sorted(keys)))
+        keys = set(self.keys())
+        keys = (keys | {add} if add else keys) - {remove}
+        self._call("set_password", INDEX_KEY, json.dumps(sorted(keys)))
