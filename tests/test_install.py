@@ -20,7 +20,10 @@ import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
 from git_credential_pat import __version__
+from tests.azurefixtures import REPO_URL, wire
+from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv
+from tests.netfixtures import ALICE, Contoso
 from tests.test_gitconfig import EXPECTED, OTHER_CONFIG
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,6 +127,25 @@ def test_the_installed_command_runs_from_its_own_environment(installed: Installe
 def test_git_finds_the_helper_once_the_bin_dir_is_on_path(installed: Installed) -> None:
     done = installed.env.git("credential-pat", "--version")
     assert done.stdout.decode() == f"{NAME} {__version__}\n"
+
+
+def test_after_install_a_clone_signs_in_once_and_then_just_works(
+        installed: Installed, azure: FakeAzure, contoso: Contoso, tmp_path: Path) -> None:
+    """The README's promise: the set-up command, then `git clone`, with nothing in between
+    but signing in (here, through the fake's browser, against the local Azure)."""
+    azure.add_repo("contoso", "proj", "repo")
+    # The fake's proxy and CA go in a config of this test's own that includes the installed one.
+    env = GitEnv(installed.env.home, dict(installed.env.env))
+    own = tmp_path / "gitconfig"
+    own.write_text(f"[include]\n\tpath = {installed.env.home / '.gitconfig'}\n")
+    env.env["GIT_CONFIG_GLOBAL"] = str(own)
+    wire(env, azure)
+    target = env.home / "clones" / "repo"
+    env.git("clone", REPO_URL, str(target))
+    env.git("fetch", cwd=target)
+    assert (target / "README.md").exists()
+    assert [(p.user, p.scope) for p in azure.live_pats()] == [(ALICE, "vso.code_write")]
+    assert azure.authorize_count == 1
 
 
 def test_install_says_how_to_get_on_path_and_what_to_do_next(installed: Installed) -> None:
