@@ -20,8 +20,11 @@ The other modes always use private keyrings: they sign in and fill the keyring.
 
 The helper timed is this checkout's code through the launcher `install.sh` puts on PATH
 (`git_credential_pat/launcher.py`), run by this interpreter; `--helper PATH` times another
-command instead, such as an installed one. Results go to `bench/results/latest.json` (one section
-per mode, so runs of different modes add up) and `latest.png`, and are printed as a Markdown table.
+command instead, such as an installed one. "helper pat" is git configured by the helper's own
+`configure`, as `install.sh` leaves it: git's credential-cache in front of the helper. The
+"--no-cache" cases are the helper answering every request itself (`configure --no-cache`).
+Results go to `bench/results/latest.json` (one section per mode, so runs of different modes add
+up) and `latest.png`, and are printed as a Markdown table.
 """
 
 from __future__ import annotations
@@ -173,15 +176,11 @@ class Machine:
             raise SystemExit(f"bench: git {' '.join(args)} failed:\n{done.stderr.decode()}")
         return done.stdout
 
-    def configure_pat(self, config: str, before: str = "") -> None:
-        """The helper set up by its own `configure`, as install.sh does; `before` is a helper
-        git should ask first for the same URLs."""
+    def configure_pat(self, config: str, *options: str) -> None:
+        """The helper set up by its own `configure`, as install.sh does (git's credential-cache
+        in front of it), or with `configure`'s options."""
         (self.root / f"{config}.gitconfig").write_text("")
-        if before:
-            for url in ("https://dev.azure.com", "https://*.visualstudio.com"):
-                self.git(config, "config", "--global", "--add", f"credential.{url}.helper",
-                         before)
-        done = subprocess.run([self.helper, "configure"], env=self.env(config),
+        done = subprocess.run([self.helper, "configure", *options], env=self.env(config),
                               capture_output=True, timeout=60, check=False)
         if done.returncode:
             raise SystemExit(f"bench: configure failed:\n{done.stderr.decode()}")
@@ -198,11 +197,14 @@ class Machine:
         """`git credential approve` of the stored PAT, as git runs it after a fetch."""
         return Case(label, ["git", "credential", "approve"], self.env(config), APPROVE)
 
-    def approve(self, config: str) -> None:
-        self.git(config, "credential", "approve", stdin=APPROVE)
+    def approve(self, config: str, credential: bytes = APPROVE) -> None:
+        """What git does after a fetch the credential let through: `store` to every helper,
+        which puts it in git's credential-cache."""
+        self.git(config, "credential", "approve", stdin=credential)
 
     def stop_cache(self) -> None:
-        """Ask git's credential-cache daemon, if one started, to leave."""
+        """Ask git's credential-cache daemon (one for all the configs here), if one started, to
+        leave, taking what it holds with it."""
         subprocess.run(["git", "credential-cache", "exit"], env=self.env("cache"),
                        capture_output=True, timeout=30, check=False)
 
@@ -247,50 +249,51 @@ def forgetter(machine: Machine, cleanup: ExitStack) -> Callable[[str], None]:
 # -- modes --------------------------------------------------------------------------------------
 
 def hit_mode(args: argparse.Namespace, root: Path) -> dict:
-    """A stored, valid PAT: the path of every fetch, next to `store`, `cache`, and `cache`
-    placed ahead of the helper."""
+    """A stored, valid PAT: the path of every fetch, with the helper as install.sh sets it up
+    (git's credential-cache in front) and without the cache, next to `store` and `cache`."""
     with secret_service(root, args.use_running_keyring) as dbus_env, ExitStack() as cleanup:
         machine = Machine(root, dbus_env, args.helper)
+        cleanup.callback(machine.stop_cache)
         machine.configure_pat("pat")
-        machine.approve("pat")
+        machine.configure_pat("pat-alone", "--no-cache")
         if args.use_running_keyring:
             cleanup.callback(forgetter(machine, cleanup), org_key(Org(ORG)))
         machine.configure_plain("store", "store")
-        machine.approve("store")
         machine.configure_plain("cache", f"cache --timeout={CACHE_TIMEOUT}")
-        cleanup.callback(machine.stop_cache)
-        machine.approve("cache")
-        machine.configure_pat("cache+pat", before=f"cache --timeout={CACHE_TIMEOUT}")
-        machine.approve("cache+pat")
+        for config in ("pat", "pat-alone", "store", "cache"):
+            machine.approve(config)
         expected = f"password={FAKE_PAT}".encode()
-        for config in ("pat", "store", "cache", "cache+pat"):
+        for config in ("pat", "pat-alone", "store", "cache"):
             run_once(["git", "credential", "fill"], machine.env(config), FILL, expect=expected)
         run_once([machine.helper, "get"], machine.env("pat"), GET, expect=expected)
         pat, store = machine.fill("pat", "fill, helper pat"), machine.fill("store", "fill, store")
+        alone = machine.fill("pat-alone", "fill, helper pat --no-cache")
         cases = [
-            pat, store, machine.fill("cache", "fill, cache"),
-            machine.fill("cache+pat", "fill, cache then pat"),
+            pat, alone, store, machine.fill("cache", "fill, cache"),
             Case("pat get alone", [machine.helper, "get"], machine.env("pat"), GET),
             Case("python -I -S -c pass", [sys.executable, "-I", "-S", "-c", "pass"],
                  machine.base),
             # After every successful fetch git sends `store` to each helper: the other half.
             *(machine.approval(config, f"approve, {label}") for config, label in
-              (("pat", "helper pat"), ("store", "store"), ("cache+pat", "cache then pat"))),
+              (("pat", "helper pat"), ("pat-alone", "helper pat --no-cache"),
+               ("store", "store"))),
         ]
         interleave(cases, args.runs)
         return report(cases, store, {"pat/store (paired)": paired_ratio(pat, store),
+                                     "pat --no-cache/store (paired)": paired_ratio(alone, store),
                                      "peak floor MiB": peak_mib(["true"], machine.base)})
 
 
 def scale_mode(args: argparse.Namespace, root: Path) -> dict:
     """The same hit with one credential stored and with 1,000 (organizations and other hosts),
-    each in its own private keyring so that the two run in turn."""
+    each in its own private keyring so that the two run in turn. git's cache is left out, so
+    that every fill reaches the keyring."""
     with secret_service(root, False, "one") as one_env, \
             secret_service(root, False, "many") as many_env:
         one = Machine(root / "one", one_env, args.helper)
         many = Machine(root / "many", many_env, args.helper)
         for machine in (one, many):
-            machine.configure_pat("pat")
+            machine.configure_pat("pat", "--no-cache")
             machine.approve("pat")
         started = time.monotonic()
         with machine_env(many):
@@ -342,41 +345,53 @@ def miss_mode(args: argparse.Namespace, root: Path) -> dict:
         browser = {**fake.browser_env(), "HTTPS_PROXY": fake.proxy_url,
                    "SSL_CERT_FILE": str(fake.ca_path)}
         machine.base.update(browser)
+        cleanup.callback(machine.stop_cache)
         machine.configure_pat("pat")
-        for name, value in (("http.proxy", fake.proxy_url), ("http.sslCAInfo", str(fake.ca_path))):
-            machine.git("pat", "config", "--global", name, value)
-        forget = forgetter(machine, cleanup)
-        machine.git("pat", "credential", "fill", stdin=FILL)  # signs in through the browser
+        machine.configure_pat("pat-alone", "--no-cache")
+        for config in ("pat", "pat-alone"):
+            for name, value in (("http.proxy", fake.proxy_url),
+                                ("http.sslCAInfo", str(fake.ca_path))):
+                machine.git(config, "config", "--global", name, value)
+        keyring_forget = forgetter(machine, cleanup)
+
+        def forget() -> None:
+            keyring_forget(org_key(Org(ORG)))
+            machine.stop_cache()
+
+        # Signs in through the browser; the approval puts the PAT in git's cache, as a fetch does.
+        machine.approve("pat", machine.git("pat", "credential", "fill", stdin=FILL))
         machine.configure_plain("store", "store")
         machine.approve("store")
 
-        minting = Case("get that mints", [machine.helper, "get"], machine.env("pat"), GET)
-        for _ in range(args.miss_runs):
-            forget(org_key(Org(ORG)))
-            before = fake.minted_count()
-            minting.seconds.append(run_once(minting.argv, minting.env, GET, b"password="))
-            if fake.minted_count() != before + 1:
-                raise SystemExit("bench: a miss did not mint exactly one PAT")
-        forget(org_key(Org(ORG)))
-        minting.peak_mib = peak_mib(minting.argv, minting.env, GET)
-
         hits = machine.fill("pat", f"{PARALLEL} parallel fills, helper pat")
+        alone = machine.fill("pat-alone", f"{PARALLEL} parallel fills, helper pat --no-cache")
         stores = machine.fill("store", f"{PARALLEL} parallel fills, store")
         for round_ in range(args.parallel_runs + 1):
-            for case in (hits, stores):
+            for case in (hits, alone, stores):
                 elapsed = run_parallel(case)
                 if round_:
                     case.seconds.append(elapsed)
 
+        minting = Case("get that mints", [machine.helper, "get"], machine.env("pat"), GET)
+        for _ in range(args.miss_runs):
+            forget()
+            before = fake.minted_count()
+            minting.seconds.append(run_once(minting.argv, minting.env, GET, b"password="))
+            if fake.minted_count() != before + 1:
+                raise SystemExit("bench: a miss did not mint exactly one PAT")
+        forget()
+        minting.peak_mib = peak_mib(minting.argv, minting.env, GET)
+
         cold = machine.fill("pat", f"{PARALLEL} parallel cold misses")
         minted = []
         for _ in range(args.parallel_runs):
-            forget(org_key(Org(ORG)))
+            forget()
             before = fake.minted_count()
             cold.seconds.append(run_parallel(cold))
             minted.append(fake.minted_count() - before)
-        return report([minting, hits, stores, cold], None, {
+        return report([minting, hits, alone, stores, cold], None, {
             "parallel hits/store (paired)": paired_ratio(hits, stores),
+            "parallel hits --no-cache/store (paired)": paired_ratio(alone, stores),
             "PATs minted per 32 cold misses": max(minted),
         })
 

@@ -101,7 +101,7 @@ def _logout_arguments(parser: argparse.ArgumentParser) -> None:
                             "for other hosts: the store is left empty")
 
 
-def _scope_arguments(parser: argparse.ArgumentParser, exclusive: bool = False) -> None:
+def _scope_arguments(parser: argparse.ArgumentParser, configure: bool = False) -> None:
     scope = parser.add_mutually_exclusive_group()
     for name, where in (("global", "your ~/.gitconfig (the default)"),
                         ("system", "the system-wide git config"),
@@ -109,10 +109,13 @@ def _scope_arguments(parser: argparse.ArgumentParser, exclusive: bool = False) -
         scope.add_argument(f"--{name}", dest="scope", action="store_const", const=name,
                            help=where)
     parser.set_defaults(scope="global")
-    if exclusive:
+    if configure:
         parser.add_argument("--exclusive", action="store_true",
                             help="also stop helpers configured earlier (Git Credential "
                                  "Manager, store) from answering for Azure DevOps")
+        parser.add_argument("--no-cache", dest="cache", action="store_false",
+                            help="do not put git's credential-cache in front: every request "
+                                 "then starts git-credential-pat")
 
 
 def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -160,7 +163,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("configure", "commands:configure", "make git use the helper for Azure DevOps",
             "git credential-pat configure\ngit credential-pat configure --exclusive\n"
             "git credential-pat configure --local",
-            lambda parser: _scope_arguments(parser, exclusive=True)),
+            lambda parser: _scope_arguments(parser, configure=True)),
     Command("unconfigure", "commands:unconfigure", "remove exactly what configure wrote",
             "git credential-pat unconfigure\ngit credential-pat unconfigure --system",
             _scope_arguments),
@@ -275,7 +278,7 @@ def help_topic(options: argparse.Namespace, term: Terminal) -> int:
 def configure(options: argparse.Namespace, term: Terminal) -> int:
     from git_credential_pat import gitconfig
 
-    for notice in gitconfig.configure(options.scope, options.exclusive):
+    for notice in gitconfig.configure(options.scope, options.exclusive, options.cache):
         term.line(notice)
     return EXIT_OK
 

@@ -125,9 +125,9 @@ def helpers(_: Context) -> Iterator[Check]:
             yield Check(name, "fail", f"git does not use git-credential-pat (helpers: {shown})",
                         "git credential-pat configure")
         elif not status.git_uses_helper(order):
-            yield Check(name, "warn", f"{shown}: '{show(order[0])}' runs first and answers "
-                        "instead", "git credential-pat configure --exclusive")
-        elif len(order) > 1:
+            yield Check(name, "warn", f"{shown}: '{show(status.answering(order))}' runs first "
+                        "and answers instead", "git credential-pat configure --exclusive")
+        elif any(not status.is_ours(h) and not gitconfig.is_cache(h) for h in order):
             yield Check(name, "warn", f"{shown}: the others are also handed every PAT",
                         "git credential-pat configure --exclusive")
         else:

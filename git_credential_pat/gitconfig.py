@@ -17,6 +17,12 @@ URLS = ("https://dev.azure.com", "https://*.visualstudio.com")
 # What each of those sections gets, in order; `(name, value)` pairs for `git config --add`.
 # useHttpPath: git then sends the path, which names the organization on dev.azure.com.
 ENTRIES = (("helper", "pat"), ("useHttpPath", "true"))
+# git's credential-cache, asked before the helper: a repeat request is answered from memory as
+# fast as git's own C helpers, and git hands the cache whatever the helper answered. Its entries
+# outlive their last use by at most this long, far less than the days a PAT has left when it is
+# answered; `gitcache` takes out of it what the helper would no longer answer with.
+CACHE_SECONDS = 900
+CACHE = ("helper", f"cache --timeout={CACHE_SECONDS}")
 # An empty `helper` drops every helper configured before it for these URLs (`exclusive`).
 RESET = ("helper", "")
 SCOPES = ("global", "system", "local")
@@ -24,14 +30,22 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TIMEOUT = 30
 
 
-def configure(scope: str = "global", exclusive: bool = False) -> list[str]:
+def configure(scope: str = "global", exclusive: bool = False, cache: bool = True) -> list[str]:
     """Write the helper entries for Azure DevOps into one config file; return notices to show.
 
     Rerunning is harmless: sections that already hold exactly these entries are left alone, and
-    others get ours removed and rewritten in order, which also switches `exclusive` on or off.
+    others get ours removed and rewritten in order, which also switches `exclusive` and `cache`
+    on or off.
     """
     flag = _scope_flag(scope)
-    wanted = [RESET, *ENTRIES] if exclusive else list(ENTRIES)
+    notices = []
+    if cache and not cache_available():
+        cache = False
+        notices.append("git's credential-cache does not work here, so every request goes to "
+                       "git-credential-pat.")
+    wanted = [CACHE, *ENTRIES] if cache else list(ENTRIES)
+    if exclusive:
+        wanted.insert(0, RESET)
     changed = False
     for url in URLS:
         if _ours(flag, url) != [_canonical(entry) for entry in wanted]:
@@ -40,7 +54,27 @@ def configure(scope: str = "global", exclusive: bool = False) -> list[str]:
                 _git_config(flag, "--add", f"credential.{url}.{name}", value)
             changed = True
     done = "Set up" if changed else "Already set up"
-    return [f"{done} for {' and '.join(URLS)} in the {scope} git config.", *_conflicts()]
+    return [f"{done} for {' and '.join(URLS)} in the {scope} git config.", *notices,
+            *_conflicts()]
+
+
+def is_cache(helper: str) -> bool:
+    """Whether a `credential.helper` value is git's credential-cache, which answers only with
+    what a later helper answered before."""
+    words = helper.split()
+    return bool(words) and words[0] == "cache"
+
+
+def cache_available() -> bool:
+    """git has no credential-cache where it was built without Unix sockets (often on Windows).
+    Asked about a host that cannot exist, a working cache answers nothing and exits 0."""
+    try:
+        done = subprocess.run(["git", "credential-cache", "get"],
+                              input="protocol=https\nhost=git-credential-pat.invalid\n\n",
+                              capture_output=True, text=True, timeout=_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and not done.stdout
 
 
 def unconfigure(scope: str = "global") -> list[str]:
@@ -104,20 +138,22 @@ def _conflicts() -> list[str]:
 
     One that runs first answers instead of this one (Git Credential Manager, `store`); one that runs
     after is still sent every PAT on `store`, which for `store` means a plain-text copy on disk.
+    git's credential-cache is neither: it answers only with what a later helper answered.
     """
-    ours = {value for name, value in ENTRIES if name == "helper"}
+    ours = {value for name, value in (CACHE, *ENTRIES) if name == "helper"}
     notices = []
     for url in ("https://dev.azure.com/org/project/_git/repo",
                 "https://org.visualstudio.com/project/_git/repo"):
         helpers = applicable_helpers(url)
-        first = next((i for i, helper in enumerate(helpers) if helper in ours), None)
+        first = next((i for i, helper in enumerate(helpers)
+                      if helper in ours and not is_cache(helper)), None)
         if first is None:
             notices.append(f"warning: git will not use git-credential-pat for {url}: an empty "
                            "credential.helper configured after it resets the list (see "
                            "`git config --show-origin --get-all credential.helper`).")
             continue
         for i, other in enumerate(helpers):
-            if other in ours:
+            if other in ours or is_cache(other):
                 continue
             what = ("runs before git-credential-pat and will answer instead" if i < first
                     else "is handed every PAT git-credential-pat makes")
@@ -141,7 +177,7 @@ def _canonical(entry: tuple[str, str]) -> tuple[str, str]:
 def _ours(flag: str, url: str) -> list[tuple[str, str]]:
     """The entries of ours (and the reset line) in one URL's section of one file, in order."""
     prefix = f"credential.{url}."
-    mine = {_canonical(entry) for entry in (RESET, *ENTRIES)}
+    mine = {_canonical(entry) for entry in (RESET, CACHE, *ENTRIES)}
     found = _read_all("^" + _ere_escape(prefix), flag)
     return [(key[len(prefix):], value) for key, value in found
             if (key[len(prefix):], value) in mine]

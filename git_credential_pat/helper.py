@@ -193,12 +193,12 @@ def _get_azure(request: Message, org: Org | None, world: World) -> Answer:
         return provided
     settings = world.settings(request_url(request))
     store = world.store(settings)
-    account = account_hint(request.get("username"), org) or settings.account
+    account = _account(request, org, settings)
     now = world.clock()
     item = _item(store, org_key(org))
-    entry = pick(item, account, now)
-    if entry and settings.mode != "oauth" and not rotation_due(entry, settings, now):
-        if item.get("org", {}).get("sweep_due", now + 1) <= now:
+    entry = servable(item, account, settings, now)
+    if entry:
+        if sweep_owed(item, now):
             from git_credential_pat import minting
 
             minting.finish_sweep(org, entry, item, settings, store, world)
@@ -206,6 +206,22 @@ def _get_azure(request: Message, org: Org | None, world: World) -> Answer:
     from git_credential_pat import minting
 
     return minting.obtain(org, account, request, settings, store, world)
+
+
+def _account(request: Message, org: Org, settings: Settings) -> str:
+    return account_hint(request.get("username"), org) or settings.account
+
+
+def servable(item: Item, account: str, settings: Settings, now: float) -> Entry | None:
+    """The stored PAT `get` answers with as it is; None when it must mint or rotate first."""
+    entry = pick(item, account, now)
+    if entry is None or settings.mode == "oauth" or rotation_due(entry, settings, now):
+        return None
+    return entry
+
+
+def sweep_owed(item: Item, now: float) -> bool:
+    return item.get("org", {}).get("sweep_due", now + 1) <= now
 
 
 def _answer_pat(entry: Entry) -> Answer:
@@ -222,18 +238,30 @@ def looks_like_access_token(password: str) -> bool:
 
 
 def _store_azure(request: Message, org: Org | None, world: World) -> Answer:
+    """git sends `store` after every fetch that a credential let through, to every helper,
+    git's credential-cache first. Usually it is the PAT `get` answered, and nothing changes;
+    but the cache has just been handed it too, and must lose it again when `get` would no
+    longer answer with it (`gitcache`)."""
     assert org is not None
     password = request.get("password")
+    if not password:
+        return []
     provided = {value for _, value in provided_token(org, world.environ)}
-    if not password or password in provided or looks_like_access_token(password):
+    if password in provided or looks_like_access_token(password):
+        _uncache(request)  # short-lived tokens: fetched afresh each time, kept nowhere
         return []
     if not _storable(request, world):
         return []
     settings = world.settings(request_url(request))
     store = world.store(settings)
     key = org_key(org)
-    if _holds(_item(store, key), password):
-        return []  # git stores what `get` answered after every fetch: the common case
+    now = world.clock()
+    item = _item(store, key)
+    if _holds(item, password):  # the common case: what `get` answered
+        entry = servable(item, _account(request, org, settings), settings, now)
+        if not entry or entry["password"] != password or sweep_owed(item, now):
+            _uncache(request)  # so that the next request reaches `get`, which has work to do
+        return []
     from git_credential_pat import lock
 
     with lock.held(f"item:{key}", timeout=30):
@@ -243,6 +271,11 @@ def _store_azure(request: Message, org: Org | None, world: World) -> Answer:
         entry = entries.entry_from(request)
         entry.pop("path", None)
         entry["username"] = entry.get("username") or "pat"
+        if _replaces_minted(item, entry, now):
+            # A fetch that began before a rotation hands back the PAT it was given, which the
+            # rotation has revoked; keeping it would undo the rotation.
+            _uncache(request)
+            return []
         entries.put(item, entry)
         _save(store, key, item)
     return []
@@ -250,6 +283,23 @@ def _store_azure(request: Message, org: Org | None, world: World) -> Answer:
 
 def _holds(item: Item, password: str) -> bool:
     return any(e.get("password") == password for e in item["credentials"])
+
+
+def _replaces_minted(item: Item, entry: Entry, now: float) -> bool:
+    """Whether a stored credential would replace a PAT minted here that is still valid."""
+    username = entry["username"].lower()
+    return any(
+        (old.get("pat") or {}).get("minted") and not entries.expired(old, now)
+        and old.get("username", "").lower() == username
+        for old in item["credentials"]
+    )
+
+
+def _uncache(request: Message) -> None:
+    from git_credential_pat import gitcache
+
+    gitcache.forget([(k, v) for k, v in request.attrs.items()
+                     if k in ("protocol", "host", "path", "username", "password")])
 
 
 def _erase_azure(request: Message, org: Org | None, world: World) -> Answer:
@@ -272,6 +322,10 @@ def _erase_azure(request: Message, org: Org | None, world: World) -> Answer:
         gone = entries.remove(item, query)
         if gone:
             _save(store, key, item, keep_if_empty=True)
+    if gone:  # git erased it from its cache for this path; other paths of the org hold it too
+        from git_credential_pat import gitcache
+
+        gitcache.forget_org(org)
     minted = [e for e in gone if (e.get("pat") or {}).get("minted")]
     if minted:
         from git_credential_pat import minting

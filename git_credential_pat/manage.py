@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Iterable
 from dataclasses import replace
 
-from git_credential_pat import entries, gitconfig, minting
+from git_credential_pat import entries, gitcache, gitconfig, minting
 from git_credential_pat.errors import HelperError, SignInRequired
 from git_credential_pat.helper import (
     DAY,
@@ -219,6 +219,7 @@ def revoke(args: argparse.Namespace, term: Terminal) -> int:
             if args.id or error.code != "authorizationNotFound":
                 raise
     _forget(target, authorization_id)
+    gitcache.forget_org(target.org)
     term.line(f"Revoked {authorization_id} in {target.org.name}."
               + ("" if args.id else " The next git command there mints a new PAT."))
     return 0
@@ -296,6 +297,7 @@ def _log_out_of(target: Target, term: Terminal) -> bool:
         term.say(f"they stay valid until they expire; revoke them at "
                  f"{target.org.url}/_usersSettings/tokens")
     target.store.delete(org_key(target.org))
+    gitcache.forget_org(target.org)
     term.line(f"Logged out of {target.org.name}.")
     return not left
 

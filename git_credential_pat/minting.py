@@ -16,7 +16,7 @@ import platform
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from git_credential_pat import entries, lock, trace
+from git_credential_pat import entries, gitcache, lock, trace
 from git_credential_pat.errors import HelperError
 from git_credential_pat.helper import (
     DAY,
@@ -254,6 +254,8 @@ def sweep(session: Session, token: AccessToken, keep: Entry, replaced: list[Entr
     doomed -= {keep["pat"]["id"], None}
     for authorization_id in sorted(doomed):
         done = _revoke(client, authorization_id) and done
+    if doomed:  # git's cache may still hand them out, for this or another path of the org
+        gitcache.forget_org(session.org)
     later = int(session.world.clock()) + SWEEP_RETRY
 
     def record(fresh: Item) -> None:

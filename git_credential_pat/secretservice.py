@@ -356,8 +356,14 @@ def lookup(service: str, username: str, environ: dict[str, str] | None = None) -
 
 
 def _ask(bus: _Bus, attributes: dict[str, str]) -> bytes | None:
-    """One round trip for the session, the default collection and the search, and one more
-    for the secret.
+    """Three round trips: the default collection, then the session and the search, then the
+    secret.
+
+    gnome-keyring records a client when its first message arrives, but under load it now and
+    then handles that message before the record exists. `OpenSession` then aborts the whole
+    daemon (an upstream bug, seen here about once in 3,000 look-ups with 16 at a time), so the
+    first call is `ReadAlias`, which merely answers `/` then, and is asked once more.
+    `OpenSession` goes out only after a real answer, from a client gnome-keyring knows.
 
     The collection comes from `ReadAlias` rather than by calling its alias path
     (`/org/freedesktop/secrets/aliases/default`) as `secretstorage` does: gnome-keyring 42
@@ -366,13 +372,16 @@ def _ask(bus: _Bus, attributes: dict[str, str]) -> bytes | None:
     the specification lays them out, which is how the search results are narrowed to it.
     """
     service = "org.freedesktop.Secret.Service"
-    session = bus.call(SERVICE_PATH, service, "OpenSession", "sv", "plain", ("s", ""))
-    alias = bus.call(SERVICE_PATH, service, "ReadAlias", "s", "default")
-    search = bus.call(SERVICE_PATH, service, "SearchItems", "a{ss}", attributes)
-    answers = bus.replies(session, alias, search)
-    collection = answers[alias][0]
-    if collection == "/":
+    for _ in range(2):
+        alias = bus.call(SERVICE_PATH, service, "ReadAlias", "s", "default")
+        collection = bus.replies(alias)[alias][0]
+        if collection != "/":
+            break
+    else:
         raise Unavailable("there is no default keyring collection yet")
+    session = bus.call(SERVICE_PATH, service, "OpenSession", "sv", "plain", ("s", ""))
+    search = bus.call(SERVICE_PATH, service, "SearchItems", "a{ss}", attributes)
+    answers = bus.replies(session, search)
     unlocked, locked = ([path for path in paths if path.startswith(collection + "/")]
                         for paths in answers[search])
     if unlocked:

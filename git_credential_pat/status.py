@@ -54,16 +54,21 @@ def is_ours(helper: str) -> bool:
     return helper in OUR_HELPERS or (bool(words) and os.path.basename(words[0]) == NAME)
 
 
+def answering(helpers: list[str]) -> str:
+    """The helper whose answer git takes: git asks in order and takes the first answer, and a
+    credential-cache only repeats what a helper after it answered."""
+    return next((h for h in helpers if not gitconfig.is_cache(h)), "")
+
+
 def git_uses_helper(helpers: list[str]) -> bool:
-    """git asks helpers in order and takes the first answer, so only first place counts."""
-    return bool(helpers) and is_ours(helpers[0])
+    return is_ours(answering(helpers))
 
 
 def git_note(helpers: list[str]) -> str:
     if git_uses_helper(helpers):
         return "yes"
     if any(is_ours(h) for h in helpers):
-        return f"after {show(helpers[0])}"
+        return f"after {show(answering(helpers))}"
     return "no"
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from git_credential_pat import gitconfig
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv
 from tests.netfixtures import ALICE, ORG, Contoso
@@ -66,9 +67,9 @@ def wire(env: GitEnv, fake: FakeAzure) -> GitEnv:
 def configured(env: GitEnv, fake: FakeAzure) -> GitEnv:
     """`wire`, plus git configured as install.sh leaves it, and contoso's `proj/repo`."""
     fake.add_repo("contoso", "proj", "repo")
-    for url in ("https://dev.azure.com", "https://*.visualstudio.com"):
-        env.config(f"credential.{url}.helper", "pat")
-        env.config(f"credential.{url}.useHttpPath", "true")
+    for url in gitconfig.URLS:
+        for name, value in (gitconfig.CACHE, *gitconfig.ENTRIES):
+            env.config("--add", f"credential.{url}.{name}", value)
     return wire(env, fake)
 
 

@@ -48,9 +48,12 @@ def keyring_clean() -> Iterator[None]:
 
 
 @pytest.fixture
-def genv(tmp_path: Path) -> GitEnv:
-    """A person's machine in miniature: HOME, global git config, the helper on PATH."""
-    return GitEnv.create(tmp_path, BIN)
+def genv(tmp_path: Path) -> Iterator[GitEnv]:
+    """A person's machine in miniature: HOME, global git config, the helper on PATH. git's
+    credential-cache daemon, if git started one under this HOME, leaves with the test."""
+    env = GitEnv.create(tmp_path, BIN)
+    yield env
+    env.run("git", "credential-cache", "exit", check=False)
 
 
 @pytest.fixture

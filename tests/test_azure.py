@@ -77,34 +77,102 @@ def test_sixteen_parallel_fetches_on_a_cold_keyring_mint_one_pat(
     assert azure.authorize_count == 1
 
 
+def cached(env: GitEnv, url: str) -> dict[str, str]:
+    """What git's credential-cache, which install.sh puts in front of the helper, would answer."""
+    scheme, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    request = f"protocol={scheme}\nhost={host}\npath={path}\n\n"
+    return parse_answer(env.run("git", "credential-cache", "get", input=request).stdout)
+
+
+def git_auth_failures(azure: FakeAzure) -> list[object]:
+    return [r for r in azure.requests_for("git") if r.status == 401 and r.credential]
+
+
 def test_a_pat_near_expiry_is_rotated_without_a_failed_request(
         aenv: GitEnv, azure: FakeAzure) -> None:
+    other = "https://dev.azure.com/contoso/proj/_git/other"
+    azure.add_repo("contoso", "proj", "other")
     aenv.git("ls-remote", REPO_URL)
-    assert azure.minted_count() == 1
+    aenv.git("ls-remote", other)
+    [old] = azure.pats
+    assert cached(aenv, other)["password"] == old.token
     azure.advance(days=25)
     later = at_fake_time(azure)
+    # git's cache answers with the old PAT, still good for days; handed it back after the
+    # fetch, the helper sees the rotation due and takes it out of the cache.
+    aenv.git("ls-remote", REPO_URL, extra_env=later)
+    assert azure.minted_count() == 1 and cached(aenv, REPO_URL) == {}
     aenv.git("ls-remote", REPO_URL, extra_env=later)
     assert azure.minted_count() == 2
     new = azure.pats[1]
     assert azure.pats[0].revoked and not new.revoked
     assert stored(aenv)["credentials"][0]["password"] == new.token
-    git_auth_failures = [r for r in azure.requests_for("git") if r.status == 401 and r.credential]
-    assert git_auth_failures == []
+    # The other repository's cached copy of the revoked PAT went with the rotation.
+    aenv.git("ls-remote", other, extra_env=later)
+    assert cached(aenv, other)["password"] == new.token
+    assert git_auth_failures(azure) == []
     aenv.git("ls-remote", REPO_URL, extra_env=later)
     assert azure.minted_count() == 2
 
 
-def test_a_pat_revoked_on_the_server_fails_once_then_a_fresh_one_is_minted(
+def test_a_fetch_that_began_before_a_rotation_does_not_undo_it(
         aenv: GitEnv, azure: FakeAzure) -> None:
     aenv.git("ls-remote", REPO_URL)
+    in_flight = aenv.fill(REPO_URL)
+    assert aenv.run("git-credential-pat", "rotate", "https://dev.azure.com/contoso").returncode == 0
+    old, new = azure.pats
+    assert old.token == in_flight["password"]
+    # That fetch succeeds with the old PAT just before the revocation, and git hands it back.
+    approve = "".join(f"{k}={v}\n" for k, v in in_flight.items() if k != "password_expiry_utc")
+    aenv.run("git", "credential", "approve", input=approve + "\n")
+    assert stored(aenv)["credentials"][0]["password"] == new.token
+    assert cached(aenv, REPO_URL) == {}
+    aenv.git("ls-remote", REPO_URL)
+    assert git_auth_failures(azure) == [] and azure.minted_count() == 2
+
+
+def test_revoke_and_logout_take_the_pat_out_of_git_s_cache(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    aenv.git("ls-remote", REPO_URL)
+    assert cached(aenv, REPO_URL)["password"] == azure.pats[0].token
+    aenv.run("git-credential-pat", "revoke", "contoso")
+    assert cached(aenv, REPO_URL) == {}
+    aenv.git("ls-remote", REPO_URL)
+    assert cached(aenv, REPO_URL)["password"] == azure.pats[1].token
+    aenv.run("git-credential-pat", "logout", "contoso")
+    assert cached(aenv, REPO_URL) == {}
+    assert git_auth_failures(azure) == []
+
+
+def test_without_the_cache_the_first_fetch_in_the_window_rotates(
+        genv: GitEnv, azure: FakeAzure, contoso: Contoso) -> None:
+    configured(genv, azure)
+    genv.run("git-credential-pat", "configure", "--no-cache")
+    genv.git("ls-remote", REPO_URL)
+    azure.advance(days=25)
+    genv.git("ls-remote", REPO_URL, extra_env=at_fake_time(azure))
+    assert azure.minted_count() == 2 and azure.pats[0].revoked
+    assert git_auth_failures(azure) == []
+
+
+def test_a_pat_revoked_on_the_server_fails_once_then_a_fresh_one_is_minted(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    other = "https://dev.azure.com/contoso/proj/_git/other"
+    azure.add_repo("contoso", "proj", "other")
+    aenv.git("ls-remote", REPO_URL)
+    aenv.git("ls-remote", other)
     [first] = azure.pats
     azure.revoke_pat(first.authorization_id)
     failed = aenv.git("ls-remote", REPO_URL, check=False)
     assert failed.returncode != 0
     assert stored(aenv)["credentials"] == []
-    aenv.git("ls-remote", REPO_URL)
+    # git erased the refused PAT from its cache for this repository; the helper, for the rest.
+    assert cached(aenv, other) == {}
+    aenv.git("ls-remote", other)
     assert azure.minted_count() == 2
     assert stored(aenv)["credentials"][0]["password"] == azure.pats[1].token
+    assert len(git_auth_failures(azure)) == 1
 
 
 def test_when_the_org_forbids_pats_git_gets_the_access_token_and_is_told_once(
@@ -119,6 +187,7 @@ def test_when_the_org_forbids_pats_git_gets_the_access_token_and_is_told_once(
     assert credentials and set(credentials) == {"entra"}
     item = stored(aenv)
     assert item["credentials"] == [] and "eyJ" not in str(item)
+    assert cached(aenv, REPO_URL) == {}
 
 
 def test_a_lifespan_cap_is_met_with_a_shorter_pat_that_is_not_rotated_at_once(
@@ -177,6 +246,7 @@ def test_a_pipeline_token_is_used_as_given_and_never_stored(
     aenv.git("ls-remote", REPO_URL, extra_env=pipeline)
     assert azure.minted_count() == 0 and azure.authorize_count == 0
     assert not aenv.store_file.exists() or token not in aenv.store_file.read_text()
+    assert cached(aenv, REPO_URL) == {}
 
 
 def test_get_answers_with_expiry_for_git_to_use(aenv: GitEnv, azure: FakeAzure) -> None:

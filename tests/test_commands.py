@@ -188,7 +188,7 @@ def test_configure_local_and_exclusive(genv: GitEnv) -> None:
     genv.git("init", "-q", str(repo))
     assert command(genv, "configure", "--local", "--exclusive", cwd=repo).returncode == 0
     local = repo / ".git" / "config"
-    assert b"\thelper = \n\thelper = pat\n" in local.read_bytes()
+    assert b"\thelper = \n\thelper = cache --timeout=900\n\thelper = pat\n" in local.read_bytes()
     assert (genv.home / ".gitconfig").read_bytes() == b""
     assert command(genv, "unconfigure", "--local", cwd=repo).returncode == 0
     assert b"helper" not in local.read_bytes()

@@ -212,8 +212,8 @@ def test_doctor_passes_on_a_good_setup(azure_git: AzureGit, kenv: object) -> Non
     ok(azure_git.command("login", azure_git.org_url), fake)
     text = ok(azure_git.command("doctor"), fake)
     assert "fail" not in text
-    assert "warn  helpers dev.azure.com/x     manager, pat: 'manager' runs first and answers " \
-           "instead\n" in text
+    assert "warn  helpers dev.azure.com/x     manager, cache --timeout=900, pat: 'manager' runs " \
+           "first and answers instead\n" in text
     assert "fix: git credential-pat configure --exclusive" in text
     ok(azure_git.command("configure", "--exclusive"), fake)
     text = ok(azure_git.command("doctor"), fake)

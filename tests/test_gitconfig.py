@@ -17,13 +17,16 @@ from tests.gitenv import GitEnv
 
 EXPECTED = b"""\
 [credential "https://dev.azure.com"]
+\thelper = cache --timeout=900
 \thelper = pat
 \tuseHttpPath = true
 [credential "https://*.visualstudio.com"]
+\thelper = cache --timeout=900
 \thelper = pat
 \tuseHttpPath = true
 """
-EXPECTED_EXCLUSIVE = EXPECTED.replace(b"\thelper = pat", b"\thelper = \n\thelper = pat")
+EXPECTED_EXCLUSIVE = EXPECTED.replace(b"\thelper = cache", b"\thelper = \n\thelper = cache")
+EXPECTED_NO_CACHE = EXPECTED.replace(b"\thelper = cache --timeout=900\n", b"")
 OTHER_CONFIG = b"""\
 [user]
 \tname = Someone
@@ -102,6 +105,13 @@ def test_exclusive_adds_a_reset_line_and_can_be_switched_off(gitconfig_file: Pat
     assert gitconfig_file.read_bytes() == EXPECTED
 
 
+def test_no_cache_leaves_git_s_cache_out_and_can_be_switched_back(gitconfig_file: Path) -> None:
+    gitconfig.configure(cache=False)
+    assert gitconfig_file.read_bytes() == EXPECTED_NO_CACHE
+    gitconfig.configure()
+    assert gitconfig_file.read_bytes() == EXPECTED
+
+
 @pytest.mark.parametrize("exclusive", [False, True])
 def test_unconfigure_restores_an_empty_file_byte_for_byte(gitconfig_file: Path,
                                                           exclusive: bool) -> None:
@@ -121,12 +131,9 @@ def test_other_helpers_and_keys_survive_configure_and_unconfigure(gitconfig_file
               "credential.https://dev.azure.com.username=someone@example.com",
               "credential.https://git.example.com.helper=cache"]
     assert [entry for entry in entries if entry in theirs] == theirs
-    assert set(entries) - set(theirs) == {"credential.https://dev.azure.com.helper=",
-                                "credential.https://dev.azure.com.helper=pat",
-                                "credential.https://dev.azure.com.usehttppath=true",
-                                "credential.https://*.visualstudio.com.helper=",
-                                "credential.https://*.visualstudio.com.helper=pat",
-                                "credential.https://*.visualstudio.com.usehttppath=true"}
+    assert set(entries) - set(theirs) == {
+        f"credential.{url}.{entry}" for url in ("https://dev.azure.com", "https://*.visualstudio.com")
+        for entry in ("helper=", "helper=cache --timeout=900", "helper=pat", "usehttppath=true")}
     gitconfig.unconfigure()
     assert gitconfig_file.read_bytes() == OTHER_CONFIG
 
@@ -139,6 +146,12 @@ def test_configure_warns_about_a_helper_that_would_answer_first(env: GitEnv, hel
         f"warning: credential helper '{helper}' runs before git-credential-pat and will answer "
         f"instead for {url}; remove it or run `git credential-pat configure --exclusive`."
         for url in AZURE_URLS]
+
+
+def test_a_credential_cache_of_ones_own_before_it_is_no_conflict(env: GitEnv) -> None:
+    """git's cache answers only with what the helper after it answered."""
+    env.config("credential.helper", "cache --timeout=3600")
+    assert gitconfig.configure()[1:] == []
 
 
 def test_configure_warns_about_a_helper_that_would_get_a_copy_of_each_pat(env: GitEnv) -> None:

@@ -118,10 +118,15 @@ def test_a_step_that_never_answers_times_out_and_leaves_no_orphan(
 
 
 def rotation_due(env: GitEnv, azure: FakeAzure) -> dict[str, str]:
-    """Mint a PAT, then move the clock to where it is due for rotation; returns the env."""
+    """Mint a PAT, then move the clock to where it is due for rotation, and fetch once there:
+    git's cache answers, and the helper, handed the PAT back, takes it out of the cache. The
+    next fetch reaches the helper and rotates. Returns the env for that time."""
     assert ls_remote(env).returncode == 0
     azure.advance(days=25)
-    return at_fake_time(azure)
+    later = at_fake_time(azure)
+    assert ls_remote(env, extra_env=later).returncode == 0
+    assert azure.minted_count() == 1
+    return later
 
 
 @pytest.mark.parametrize("fault", ["503x2", "drop"])
@@ -154,6 +159,10 @@ def test_a_revoke_that_fails_during_rotation_is_done_on_a_later_run(
     with azure.state.lock:
         azure.state.faults.clear()
     azure.advance(days=1)
+    # git's cache answers; the helper, handed the PAT back, sees the revocation owed and takes
+    # the PAT out of the cache, so that the next fetch reaches it.
+    assert ls_remote(hardened, extra_env=at_fake_time(azure)).returncode == 0
+    assert not azure.pats[0].revoked
     assert ls_remote(hardened, extra_env=at_fake_time(azure)).returncode == 0
     assert azure.pats[0].revoked and azure.minted_count() == 2
     assert_no_orphan_pats(azure, hardened)

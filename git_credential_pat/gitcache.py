@@ -1,0 +1,47 @@
+"""Keeping git's credential-cache truthful: it must never answer with what the helper would not.
+
+`configure` puts the cache in front of the helper, and git hands the cache every credential the
+helper answered with, so a PAT can outlive its place in the store there: after a rotation, a
+revocation or a logout, and whenever `get` would now do something first (rotate, finish a
+sweep). Access tokens and pipeline tokens are never to be kept at all. Each such case erases
+the credential from every credential-cache git would ask for the URL, the way git itself
+erases a credential a server refused. Best effort: a cache that cannot be reached holds nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+
+from git_credential_pat import gitconfig, protocol, trace
+from git_credential_pat.errors import HelperError
+from git_credential_pat.remote import ORG_HOST, Org
+
+_TIMEOUT = 10
+
+
+def forget(description: list[tuple[str, str]]) -> None:
+    """Erase what matches a credential description (`protocol`, `host`, and optionally `path`,
+    `username`, `password`) from the caches git asks for it. Without a path git's cache
+    erases the host's credentials for every path."""
+    fields = dict(description)
+    url = f"{fields['protocol']}://{fields['host']}/{fields.get('path', '')}"
+    try:
+        caches = [h for h in gitconfig.applicable_helpers(url) if gitconfig.is_cache(h)]
+    except HelperError as error:
+        trace.log(f"cannot read which credential caches git uses: {error}")
+        return
+    request = protocol.format(description)
+    for helper in caches:
+        try:
+            words = shlex.split(helper)
+            subprocess.run(["git", f"credential-{words[0]}", *words[1:], "erase"],
+                           input=request, capture_output=True, timeout=_TIMEOUT, check=False)
+        except (ValueError, OSError, subprocess.TimeoutExpired) as error:
+            trace.log(f"could not erase from git credential-{helper}: {error}")
+
+
+def forget_org(org: Org) -> None:
+    """Erase every credential cached for an organization, under both of its host names."""
+    for host in (ORG_HOST, f"{org.name}.visualstudio.com"):
+        forget([("protocol", "https"), ("host", host)])
