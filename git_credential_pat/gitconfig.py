@@ -140,13 +140,12 @@ def _conflicts() -> list[str]:
     after is still sent every PAT on `store`, which for `store` means a plain-text copy on disk.
     git's credential-cache is neither: it answers only with what a later helper answered.
     """
-    ours = {value for name, value in (CACHE, *ENTRIES) if name == "helper"}
+    ours = {value for name, value in ENTRIES if name == "helper"}
     notices = []
     for url in ("https://dev.azure.com/org/project/_git/repo",
                 "https://org.visualstudio.com/project/_git/repo"):
         helpers = applicable_helpers(url)
-        first = next((i for i, helper in enumerate(helpers)
-                      if helper in ours and not is_cache(helper)), None)
+        first = next((i for i, helper in enumerate(helpers) if helper in ours), None)
         if first is None:
             notices.append(f"warning: git will not use git-credential-pat for {url}: an empty "
                            "credential.helper configured after it resets the list (see "
