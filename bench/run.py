@@ -57,11 +57,11 @@ from tests.privatekeyring import PrivateKeyring  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 ORG = "git-credential-pat-bench"
-URL = f"https://dev.azure.com/{ORG}/proj/_git/repo"
+URL = f"https://{ORG}@dev.azure.com/{ORG}/proj/_git/repo"  # as Azure DevOps' Clone button has it
 FILL = f"url={URL}\n\n".encode()
-GET = f"protocol=https\nhost=dev.azure.com\npath={ORG}/proj/_git/repo\n\n".encode()
+GET = f"protocol=https\nhost=dev.azure.com\npath={ORG}/proj/_git/repo\nusername={ORG}\n\n".encode()
 FAKE_PAT = "bench-fake-pat-0123456789"  # not a secret: nothing accepts it
-APPROVE = f"url={URL}\nusername=pat\npassword={FAKE_PAT}\n\n".encode()
+APPROVE = f"url={URL}\npassword={FAKE_PAT}\n\n".encode()
 PARALLEL = 32
 CACHE_TIMEOUT = 900
 SCALE_ITEMS = 1000
@@ -260,8 +260,10 @@ def hit_mode(args: argparse.Namespace, root: Path) -> dict:
             cleanup.callback(forgetter(machine, cleanup), org_key(Org(ORG)))
         machine.configure_plain("store", "store")
         machine.configure_plain("cache", f"cache --timeout={CACHE_TIMEOUT}")
-        for config in ("pat", "pat-alone", "store", "cache"):
+        for config in ("pat-alone", "store", "cache"):
             machine.approve(config)
+        # git's cache gets what a fetch leaves there: the helper's answer, handed back by git.
+        machine.approve("pat", machine.git("pat", "credential", "fill", stdin=FILL))
         expected = f"password={FAKE_PAT}".encode()
         for config in ("pat", "pat-alone", "store", "cache"):
             run_once(["git", "credential", "fill"], machine.env(config), FILL, expect=expected)

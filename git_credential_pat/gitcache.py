@@ -10,35 +10,29 @@ erases a credential a server refused. Best effort: a cache that cannot be reache
 
 from __future__ import annotations
 
-import shlex
-import subprocess
-
-from git_credential_pat import gitconfig, protocol, trace
+from git_credential_pat import gitconfig, orgs, protocol, trace
 from git_credential_pat.errors import HelperError
 from git_credential_pat.remote import ORG_HOST, Org
-
-_TIMEOUT = 10
 
 
 def forget(description: list[tuple[str, str]]) -> None:
     """Erase what matches a credential description (`protocol`, `host`, and optionally `path`,
     `username`, `password`) from the caches git asks for it. Without a path git's cache
-    erases the host's credentials for every path."""
+    erases the host's credentials for every path.
+
+    git itself runs the caches, alone (`credential.helper` reset, then each cache), so a
+    socket under `~`, a path to the program or a shell line behave as they do for git.
+    """
     fields = dict(description)
     url = f"{fields['protocol']}://{fields['host']}/{fields.get('path', '')}"
     try:
         caches = [h for h in gitconfig.applicable_helpers(url) if gitconfig.is_cache(h)]
+        if caches:
+            only = [arg for helper in caches for arg in ("-c", f"credential.helper={helper}")]
+            orgs.git("-c", "credential.helper=", *only, "credential", "reject",
+                     stdin=protocol.format(description).decode("utf-8", "surrogateescape"))
     except HelperError as error:
-        trace.log(f"cannot read which credential caches git uses: {error}")
-        return
-    request = protocol.format(description)
-    for helper in caches:
-        try:
-            words = shlex.split(helper)
-            subprocess.run(["git", f"credential-{words[0]}", *words[1:], "erase"],
-                           input=request, capture_output=True, timeout=_TIMEOUT, check=False)
-        except (ValueError, OSError, subprocess.TimeoutExpired) as error:
-            trace.log(f"could not erase from git credential-{helper}: {error}")
+        trace.log(f"could not erase from git's credential-cache: {error}")
 
 
 def forget_org(org: Org) -> None:

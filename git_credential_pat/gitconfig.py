@@ -7,6 +7,7 @@ the XDG location and git's own quoting stay git's business. `configure` writes o
 
 from __future__ import annotations
 
+import os
 import subprocess
 from urllib.parse import SplitResult, urlsplit
 
@@ -58,11 +59,26 @@ def configure(scope: str = "global", exclusive: bool = False, cache: bool = True
             *_conflicts()]
 
 
+def helper_program(helper: str) -> str:
+    """The program a `credential.helper` value runs, named as git names it: a bare word `w` is
+    `git-credential-w`, a path its file name, and a shell line (`!...`) its command, reading
+    `!git credential-w` as `git-credential-w`."""
+    shell = helper.startswith("!")
+    words = helper.removeprefix("!").split()
+    if shell and len(words) > 1 and words[0] == "git":
+        return f"git-{words[1]}"
+    if not words:
+        return ""
+    name = os.path.basename(words[0])
+    if shell or name != words[0]:
+        return name
+    return f"git-credential-{words[0]}"
+
+
 def is_cache(helper: str) -> bool:
     """Whether a `credential.helper` value is git's credential-cache, which answers only with
     what a later helper answered before."""
-    words = helper.split()
-    return bool(words) and words[0] == "cache"
+    return helper_program(helper) == "git-credential-cache"
 
 
 def cache_available() -> bool:

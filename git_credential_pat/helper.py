@@ -187,10 +187,20 @@ def provided_token(org: Org, environ: Mapping[str, str]) -> Answer:
 
 
 def _get_azure(request: Message, org: Org | None, world: World) -> Answer:
+    """A PAT works with any user name, so the answer keeps the one git asked with: Azure
+    DevOps' own clone URLs carry the organization's name there, and git's credential-cache,
+    handed the answer, files it under the user name answered and is asked under the URL's."""
     assert org is not None
     provided = provided_token(org, world.environ)
     if provided:
         return provided
+    asked = request.get("username")
+    answer = _answer_from_store(request, org, world)
+    return [("username", asked) if asked and key == "username" else (key, value)
+            for key, value in answer]
+
+
+def _answer_from_store(request: Message, org: Org, world: World) -> Answer:
     settings = world.settings(request_url(request))
     store = world.store(settings)
     account = _account(request, org, settings)
@@ -246,9 +256,10 @@ def _store_azure(request: Message, org: Org | None, world: World) -> Answer:
     password = request.get("password")
     if not password:
         return []
-    provided = {value for _, value in provided_token(org, world.environ)}
-    if password in provided or looks_like_access_token(password):
-        _uncache(request)  # short-lived tokens: fetched afresh each time, kept nowhere
+    if provided_token(org, world.environ) or looks_like_access_token(password):
+        # Short-lived tokens are fetched afresh each time and kept nowhere; and while a token
+        # is provided, `get` answers with it rather than with whatever the cache holds.
+        _uncache(request)
         return []
     if not _storable(request, world):
         return []
@@ -256,9 +267,10 @@ def _store_azure(request: Message, org: Org | None, world: World) -> Answer:
     store = world.store(settings)
     key = org_key(org)
     now = world.clock()
+    account = _account(request, org, settings)
     item = _item(store, key)
     if _holds(item, password):  # the common case: what `get` answered
-        entry = servable(item, _account(request, org, settings), settings, now)
+        entry = servable(item, account, settings, now)
         if not entry or entry["password"] != password or sweep_owed(item, now):
             _uncache(request)  # so that the next request reaches `get`, which has work to do
         return []
@@ -268,14 +280,14 @@ def _store_azure(request: Message, org: Org | None, world: World) -> Answer:
         item = _item(store, key)
         if _holds(item, password):
             return []
-        entry = entries.entry_from(request)
-        entry.pop("path", None)
-        entry["username"] = entry.get("username") or "pat"
-        if _replaces_minted(item, entry, now):
+        if _answers_minted(item, account, now):
             # A fetch that began before a rotation hands back the PAT it was given, which the
             # rotation has revoked; keeping it would undo the rotation.
             _uncache(request)
             return []
+        entry = entries.entry_from(request)
+        entry.pop("path", None)
+        entry["username"] = entry.get("username") or "pat"
         entries.put(item, entry)
         _save(store, key, item)
     return []
@@ -285,14 +297,11 @@ def _holds(item: Item, password: str) -> bool:
     return any(e.get("password") == password for e in item["credentials"])
 
 
-def _replaces_minted(item: Item, entry: Entry, now: float) -> bool:
-    """Whether a stored credential would replace a PAT minted here that is still valid."""
-    username = entry["username"].lower()
-    return any(
-        (old.get("pat") or {}).get("minted") and not entries.expired(old, now)
-        and old.get("username", "").lower() == username
-        for old in item["credentials"]
-    )
+def _answers_minted(item: Item, account: str, now: float) -> bool:
+    """Whether `get` has a PAT minted here, still valid, for the account: a password it does
+    not hold cannot be one that should replace it."""
+    current = pick(item, account, now)
+    return bool(current and (current.get("pat") or {}).get("minted"))
 
 
 def _uncache(request: Message) -> None:
@@ -300,6 +309,15 @@ def _uncache(request: Message) -> None:
 
     gitcache.forget([(k, v) for k, v in request.attrs.items()
                      if k in ("protocol", "host", "path", "username", "password")])
+
+
+def _erased(request: Message, org: Org) -> dict[str, str]:
+    """What an erase names: the password git saw refused, which is one credential whatever
+    user name it was answered under; without one, the account the URL names, or else all."""
+    if request.get("password"):
+        return {"password": request.attrs["password"]}
+    account = account_hint(request.get("username"), org)
+    return {"username": account} if account else {}
 
 
 def _erase_azure(request: Message, org: Org | None, world: World) -> Answer:
@@ -314,9 +332,7 @@ def _erase_azure(request: Message, org: Org | None, world: World) -> Answer:
     settings = world.settings(request_url(request))
     store = world.store(settings)
     key = org_key(org)
-    query = Message(
-        attrs={k: v for k, v in request.attrs.items() if k in ("username", "password")}
-    )
+    query = Message(attrs=_erased(request, org))
     with lock.held(f"item:{key}", timeout=30):
         item = _item(store, key)
         gone = entries.remove(item, query)

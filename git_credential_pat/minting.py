@@ -26,7 +26,7 @@ from git_credential_pat.helper import (
     _item,
     org_key,
     pick,
-    rotation_due,
+    servable,
 )
 from git_credential_pat.remote import Org
 from git_credential_pat.settings import Settings, with_http
@@ -130,9 +130,10 @@ def obtain(org: Org, account: str, request: Message, settings: Settings, store: 
     with lock.held(f"mint:{org.name}", timeout=settings.signin_timeout + 60):
         item = _fresh_item(store, org)
         now = world.clock()
+        ready = servable(item, account, settings, now)
+        if ready:
+            return _answer_pat(ready)
         current = pick(item, account, now)
-        if current and settings.mode != "oauth" and not rotation_due(current, settings, now):
-            return _answer_pat(current)
         session = Session(org, settings, store, world, request.values("wwwauth[]"))
         try:
             return _mint_or_fallback(session, item, account, current)

@@ -49,11 +49,13 @@ class Target:
         return entries.load(self.store.read(org_key(self.org)))
 
 
-def git(*args: str, cwd: str | None = None, ok_codes: tuple[int, ...] = (0,)) -> str:
+def git(*args: str, cwd: str | None = None, ok_codes: tuple[int, ...] = (0,),
+        stdin: str = "") -> str:
     """Run git and return its stdout; git's own message becomes the error."""
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT, check=False)
+        done = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True,
+                              text=True, errors="surrogateescape", timeout=GIT_TIMEOUT,
+                              check=False)
     except FileNotFoundError:
         raise HelperError("git is not installed or not on PATH") from None
     except subprocess.TimeoutExpired:

@@ -7,7 +7,6 @@ asks Azure DevOps, and `doctor` checks the network path.
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass
 
 from git_credential_pat import entries, gitconfig
@@ -20,8 +19,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from git_credential_pat.entries import Entry, Item
     from git_credential_pat.store import SecretStore
-
-OUR_HELPERS = frozenset(value for name, value in gitconfig.ENTRIES if name == "helper")
 
 
 @dataclass
@@ -50,8 +47,7 @@ class OrgStatus:
 
 def is_ours(helper: str) -> bool:
     """Whether a `credential.helper` value runs this helper (`pat`, or a path to it)."""
-    words = helper.split()
-    return helper in OUR_HELPERS or (bool(words) and os.path.basename(words[0]) == NAME)
+    return gitconfig.helper_program(helper) == NAME
 
 
 def answering(helpers: list[str]) -> str:

@@ -64,11 +64,12 @@ def wire(env: GitEnv, fake: FakeAzure) -> GitEnv:
     return env
 
 
-def configured(env: GitEnv, fake: FakeAzure) -> GitEnv:
-    """`wire`, plus git configured as install.sh leaves it, and contoso's `proj/repo`."""
+def configured(env: GitEnv, fake: FakeAzure, cache: str = gitconfig.CACHE[1]) -> GitEnv:
+    """`wire`, plus git configured as install.sh leaves it (or with the cache written another
+    way), and contoso's `proj/repo`."""
     fake.add_repo("contoso", "proj", "repo")
     for url in gitconfig.URLS:
-        for name, value in (gitconfig.CACHE, *gitconfig.ENTRIES):
+        for name, value in (("helper", cache), *gitconfig.ENTRIES):
             env.config("--add", f"credential.{url}.{name}", value)
     return wire(env, fake)
 

@@ -8,11 +8,13 @@ Sign-in uses the fake's browser (a real loopback redirect into msal's listener).
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import subprocess
 import time
 
 import pytest
 
+from git_credential_pat import gitconfig
 from tests.azurefixtures import REPO_URL, at_fake_time, configured
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv, parse_answer
@@ -77,12 +79,12 @@ def test_sixteen_parallel_fetches_on_a_cold_keyring_mint_one_pat(
     assert azure.authorize_count == 1
 
 
-def cached(env: GitEnv, url: str) -> dict[str, str]:
-    """What git's credential-cache, which install.sh puts in front of the helper, would answer."""
-    scheme, _, rest = url.partition("://")
-    host, _, path = rest.partition("/")
-    request = f"protocol={scheme}\nhost={host}\npath={path}\n\n"
-    return parse_answer(env.run("git", "credential-cache", "get", input=request).stdout)
+def cached(env: GitEnv, url: str, cache: str = gitconfig.CACHE[1]) -> dict[str, str]:
+    """What git's credential-cache, which install.sh puts in front of the helper, would answer:
+    git asked with that cache as its only helper, and no one to prompt."""
+    done = env.git("-c", "credential.helper=", "-c", f"credential.helper={cache}",
+                   "credential", "fill", input=f"url={url}\n\n", check=False)
+    return parse_answer(done.stdout) if done.returncode == 0 else {}
 
 
 def git_auth_failures(azure: FakeAzure) -> list[object]:
@@ -114,6 +116,37 @@ def test_a_pat_near_expiry_is_rotated_without_a_failed_request(
     assert git_auth_failures(azure) == []
     aenv.git("ls-remote", REPO_URL, extra_env=later)
     assert azure.minted_count() == 2
+
+
+def test_azure_s_own_clone_url_is_answered_from_git_s_cache_after_the_first_fetch(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    clone_url = "https://contoso@dev.azure.com/contoso/proj/_git/repo"  # as the Clone button has it
+    aenv.git("ls-remote", clone_url)
+    assert cached(aenv, clone_url)["password"] == azure.pats[0].token
+    again = aenv.git("ls-remote", clone_url, extra_env={"GIT_TRACE": "1"})
+    assert b"credential-cache --timeout=900 get" in again.stderr
+    assert b"credential-pat get" not in again.stderr
+    assert azure.minted_count() == 1 and git_auth_failures(azure) == []
+
+
+SOCKET = "~/.cache/git-credential-pat-test/socket"
+
+
+@pytest.mark.parametrize("cache", [f"cache --timeout=900 --socket {SOCKET}",
+                                   "!git credential-cache --timeout=900"])
+def test_a_cache_written_another_way_is_used_and_kept_truthful_too(
+        genv: GitEnv, azure: FakeAzure, contoso: Contoso, cache: str) -> None:
+    configured(genv, azure, cache)
+    try:
+        genv.git("ls-remote", REPO_URL)
+        assert cached(genv, REPO_URL, cache)["password"] == azure.pats[0].token
+        [org] = json.loads(genv.run("git-credential-pat", "status", "--json").stdout)[
+            "organizations"]
+        assert org["git_uses_helper"]
+        genv.run("git-credential-pat", "revoke", "contoso")
+        assert cached(genv, REPO_URL, cache) == {}
+    finally:
+        genv.run("sh", "-c", f"git credential-cache --socket {SOCKET} exit", check=False)
 
 
 def test_a_fetch_that_began_before_a_rotation_does_not_undo_it(
@@ -156,15 +189,17 @@ def test_without_the_cache_the_first_fetch_in_the_window_rotates(
     assert git_auth_failures(azure) == []
 
 
+@pytest.mark.parametrize("user", ["", "contoso@"])
 def test_a_pat_revoked_on_the_server_fails_once_then_a_fresh_one_is_minted(
-        aenv: GitEnv, azure: FakeAzure) -> None:
-    other = "https://dev.azure.com/contoso/proj/_git/other"
+        aenv: GitEnv, azure: FakeAzure, user: str) -> None:
+    repo = f"https://{user}dev.azure.com/contoso/proj/_git/repo"
+    other = f"https://{user}dev.azure.com/contoso/proj/_git/other"
     azure.add_repo("contoso", "proj", "other")
-    aenv.git("ls-remote", REPO_URL)
+    aenv.git("ls-remote", repo)
     aenv.git("ls-remote", other)
     [first] = azure.pats
     azure.revoke_pat(first.authorization_id)
-    failed = aenv.git("ls-remote", REPO_URL, check=False)
+    failed = aenv.git("ls-remote", repo, check=False)
     assert failed.returncode != 0
     assert stored(aenv)["credentials"] == []
     # git erased the refused PAT from its cache for this repository; the helper, for the rest.
@@ -247,6 +282,18 @@ def test_a_pipeline_token_is_used_as_given_and_never_stored(
     assert azure.minted_count() == 0 and azure.authorize_count == 0
     assert not aenv.store_file.exists() or token not in aenv.store_file.read_text()
     assert cached(aenv, REPO_URL) == {}
+
+
+def test_a_token_provided_later_takes_over_from_a_cached_pat_after_one_fetch(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    aenv.git("ls-remote", REPO_URL)
+    pipeline = {"SYSTEM_ACCESSTOKEN": azure.issue_access_token(ALICE),
+                "SYSTEM_COLLECTIONURI": "https://dev.azure.com/contoso/"}
+    aenv.git("ls-remote", REPO_URL, extra_env=pipeline)  # git's cache answers before the helper
+    assert cached(aenv, REPO_URL) == {}
+    aenv.git("ls-remote", REPO_URL, extra_env=pipeline)
+    assert azure.requests_for("git")[-1].credential == "entra"
+    assert azure.minted_count() == 1
 
 
 def test_get_answers_with_expiry_for_git_to_use(aenv: GitEnv, azure: FakeAzure) -> None:

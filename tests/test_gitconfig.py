@@ -267,3 +267,16 @@ def test_applicable_helpers_reads_every_config_file_in_order(env: GitEnv, tmp_pa
     env.config("credential.helper", "rec2")
     assert helpers_git_runs(env, recorder, AZURE_URLS[0]) == ["rec1", "rec2"]
     assert gitconfig.applicable_helpers(AZURE_URLS[0]) == ["rec1", "rec2"]
+
+
+@pytest.mark.parametrize(("helper", "program"), [
+    ("cache --timeout=900", "git-credential-cache"),
+    ("pat", "git-credential-pat"),
+    ("/usr/lib/git-core/git-credential-cache --timeout=60", "git-credential-cache"),
+    ("!git credential-cache --socket ~/s", "git-credential-cache"),
+    ("!/opt/bin/git-credential-pat", "git-credential-pat"),
+    ("!f() { cat; }; f", "f()"),
+    ("", ""),
+])
+def test_a_helper_is_known_by_the_program_git_runs_for_it(helper: str, program: str) -> None:
+    assert gitconfig.helper_program(helper) == program

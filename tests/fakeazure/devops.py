@@ -149,6 +149,8 @@ def presented(state: State, req: Request) -> Presented:
         if pair is None:
             return Presented("basic", "unknown")
         username, password = pair
+        if not password:  # git's first try for a URL with a user name in it: no credential yet
+            return Presented("basic", None, username=username)
         pat = state.find_pat(password)
         if pat:
             return Presented("basic", "pat", pat=pat, username=username)
