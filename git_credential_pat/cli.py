@@ -26,18 +26,29 @@ def fail(message: str, status: int = 1) -> None:
 
 
 def run_helper(action: str) -> None:
-    from git_credential_pat.actions import helper
-    from git_credential_pat.actions.context import Runtime
+    """git's `get`, `store` or `erase`. The `git config` its settings come from is started as
+    soon as the request names the URL, and runs while the rest of the helper is imported."""
     from git_credential_pat.core import protocol, redact
     from git_credential_pat.core.errors import HelperError
-    from git_credential_pat.edges import trace
+    from git_credential_pat.edges import git, trace
 
     trace.configure(os.environ.get("GIT_CREDENTIAL_PAT_TRACE", ""))
     try:
         request = protocol.parse(protocol.read_request(sys.stdin.buffer))
-        for key in ("password", "oauth_refresh_token", "credential"):
+        for key in protocol.SECRET_KEYS:
             redact.secret(request.get(key))
-        answer = protocol.format(helper.handle(action, request, Runtime()))
+        url = protocol.request_url(request)
+        config = git.start_config_section("credential", url)
+        try:
+            from git_credential_pat.actions import helper
+            from git_credential_pat.actions.context import Runtime
+
+            pairs = helper.handle(action, request, Runtime(config_ahead=(url, config)))
+        finally:
+            config.cancel()  # when the request needed no settings
+        if trace.enabled():
+            trace.log(f"{action} answered: {protocol.described(pairs)}")
+        answer = protocol.format(pairs)
     except protocol.ProtocolError as error:
         fail(f"ignoring the request: {error}")
     except HelperError as error:

@@ -14,8 +14,9 @@ import time
 
 from git_credential_pat.core import entries, settings as settings_mod
 from git_credential_pat.core.constants import TOKEN_CACHE_KEY
+from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.redact import show
-from git_credential_pat.edges import git
+from git_credential_pat.edges import git, trace
 from git_credential_pat.edges.store import open_store
 
 TYPE_CHECKING = False
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from git_credential_pat.core.entries import Item
     from git_credential_pat.core.remote import Org
     from git_credential_pat.core.settings import Settings
+    from git_credential_pat.edges.git import Started
     from git_credential_pat.edges.patapi import PatClient
     from git_credential_pat.edges.signin import AccessToken
     from git_credential_pat.edges.store import SecretStore
@@ -43,22 +45,45 @@ def _say_on_stderr(line: str) -> None:
 
 
 class Runtime:
-    """The process's side effects, behind one small object."""
+    """The process's side effects, behind one small object.
+
+    `config_ahead` is a `git config` of the `credential` section already running for a URL
+    (`git.start_config_section`), which `settings` for that URL then finishes: git's three
+    actions start it before importing the rest of the helper.
+    """
 
     def __init__(
         self,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         say: Callable[[str], None] | None = None,
+        config_ahead: tuple[str, Started] | None = None,
     ) -> None:
         self.environ = os.environ if environ is None else environ
         self.clock = clock
         self.say = say or _say_on_stderr
         self._stores: dict[tuple[str, str], SecretStore] = {}
+        self._config_ahead = config_ahead
+        self._read_ahead: tuple[SecretStore, str, str | None] | None = None
 
-    def settings(self, url: str) -> Settings:
-        """The settings for a URL, from one `git config` call and the environment."""
-        loaded = settings_mod.resolve(git.config_section("credential", url), self.environ)
+    def settings(self, url: str, read_ahead: str = "") -> Settings:
+        """The settings for a URL, from one `git config` call and the environment.
+
+        While git runs, the OS keyring's item `read_ahead` is read, for `read(..., ahead=True)`
+        to answer from if the settings choose that store: `get` then waits for git and the
+        Secret Service at once rather than one after the other.
+        """
+        if self._config_ahead and self._config_ahead[0] == url:
+            started, self._config_ahead = self._config_ahead[1], None
+        else:
+            started = git.start_config_section("credential", url)
+        try:
+            if read_ahead:
+                self._read_keyring_ahead(read_ahead)
+        except BaseException:
+            started.cancel()
+            raise
+        loaded = settings_mod.resolve(git.section_values(started.finish()), self.environ)
         git.set_timeout(loaded.git_timeout)
         if loaded.trace:
             from git_credential_pat.edges import trace
@@ -66,11 +91,41 @@ class Runtime:
             trace.configure(loaded.trace)
         return loaded
 
+    def _read_keyring_ahead(self, key: str) -> None:
+        try:
+            if settings_mod.from_environ("store", self.environ) == "file":
+                return
+        except HelperError:
+            return  # `settings` says what is wrong with it
+        from git_credential_pat.edges.keyringstore import NotReadAhead
+
+        store = self._open("keyring", "")
+        try:  # noqa: SIM105 - contextlib would cost the hit path an import
+            self._read_ahead = (store, key, store.read_ahead(key))
+        except NotReadAhead:
+            pass
+
+    def read(self, store: SecretStore, key: str, ahead: bool = False) -> str | None:
+        """`store.read(key)`; with `ahead`, the answer read ahead for it (`settings`), once.
+        Never `ahead` for a read under the item's lock, which must see the item as it is."""
+        found = self._read_ahead
+        if ahead and found and found[0] is store and found[1] == key:
+            self._read_ahead = None
+            value = found[2]
+            how = "read while git config ran"
+        else:
+            value = store.read(key)
+            how = "read"
+        trace.log(f"{key}: {how}, {'no item' if value is None else 'an item'}")
+        return value
+
     def store(self, settings: Settings) -> SecretStore:
-        where = (settings.store, settings.store_file)
-        if where not in self._stores:
-            self._stores[where] = open_store(*where)
-        return self._stores[where]
+        return self._open(settings.store, settings.store_file if settings.store == "file" else "")
+
+    def _open(self, kind: str, store_file: str) -> SecretStore:
+        if (kind, store_file) not in self._stores:
+            self._stores[kind, store_file] = open_store(kind, store_file)
+        return self._stores[kind, store_file]
 
     def org(self, org: Org, **overrides: object) -> OrgContext:
         """An organization's context, with `overrides` (a command's options) over its settings."""
@@ -132,8 +187,9 @@ class OrgContext:
     def say(self, line: str) -> None:
         self.runtime.say(line)
 
-    def item(self) -> Item:
-        return entries.load(self.store.read(self.key))
+    def item(self, ahead: bool = False) -> Item:
+        """The organization's item; `ahead` as for `Runtime.read`."""
+        return entries.load(self.runtime.read(self.store, self.key, ahead))
 
     def update_item(self, change: Callable[[Item], bool | None]) -> Item:
         return update_item(self.store, self.key, change, keep_if_empty=True)

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 from git_credential_pat.actions.context import OrgContext, Runtime, update_item
 from git_credential_pat.core import entries, policy
-from git_credential_pat.core.protocol import Message
+from git_credential_pat.core.protocol import Message, described, request_url
 from git_credential_pat.core.remote import Org, account_hint, azure_org
+from git_credential_pat.edges import trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from git_credential_pat.core.entries import Entry, Item
     from git_credential_pat.core.policy import Answer
     from git_credential_pat.edges.store import SecretStore
-
-
-def request_url(request: Message) -> str:
-    path = request.get("path") or ""
-    return f"{request.get('protocol')}://{request.get('host')}/{path}"
 
 
 def handle(action: str, request: Message, runtime: Runtime) -> Answer:
@@ -38,22 +34,34 @@ def handle(action: str, request: Message, runtime: Runtime) -> Answer:
     azure = {"get": _get_azure, "store": _store_azure, "erase": _erase_azure}.get(action)
     if azure is None:
         return []
-    settings = runtime.settings(request_url(request))
+    settings = runtime.settings(request_url(request), read_ahead=org.url)
+    _trace_request(action, request)
     context = OrgContext(runtime, org, settings, runtime.store(settings),
                          request.values("wwwauth[]"))
     return azure(request, context)
 
 
+def _trace_request(action: str, request: Message) -> None:
+    """Once the settings are read, since `credential.patTrace` is one of them."""
+    if trace.enabled():
+        trace.log(f"{action}: {described(list(request.attrs.items()))}")
+
+
 # Any HTTPS host: a keyring-backed store with git's own matching rules.
 
-def _plain(request: Message, runtime: Runtime) -> tuple[SecretStore, str]:
-    store = runtime.store(runtime.settings(request_url(request)))
-    return store, entries.item_key(request.attrs["protocol"], request.attrs["host"])
+def _plain(request: Message, runtime: Runtime, action: str) -> tuple[SecretStore, str]:
+    key = entries.item_key(request.attrs["protocol"], request.attrs["host"])
+    # `store` changes the item under its lock, which must read it afresh: nothing to read ahead.
+    store = runtime.store(runtime.settings(request_url(request),
+                                           read_ahead=key if action != "store" else ""))
+    _trace_request(action, request)
+    return store, key
 
 
 def _get_plain(request: Message, runtime: Runtime) -> Answer:
-    store, key = _plain(request, runtime)
-    entry = entries.find(entries.load(store.read(key)), request, runtime.clock())
+    store, key = _plain(request, runtime, "get")
+    entry = entries.find(entries.load(runtime.read(store, key, ahead=True)), request,
+                         runtime.clock())
     return entries.answer(entry, request) if entry else []
 
 
@@ -64,14 +72,14 @@ def _storable(request: Message, now: float) -> bool:
 
 def _store_plain(request: Message, runtime: Runtime) -> Answer:
     if _storable(request, runtime.clock()):
-        store, key = _plain(request, runtime)
+        store, key = _plain(request, runtime, "store")
         update_item(store, key, lambda item: entries.put(item, entries.entry_from(request)))
     return []
 
 
 def _erase_plain(request: Message, runtime: Runtime) -> Answer:
-    store, key = _plain(request, runtime)
-    if entries.matching(entries.load(store.read(key)), request):
+    store, key = _plain(request, runtime, "erase")
+    if entries.matching(entries.load(runtime.read(store, key, ahead=True)), request):
         update_item(store, key, lambda item: bool(entries.remove(item, request)))
     return []
 
@@ -98,7 +106,7 @@ def _get_azure(request: Message, context: OrgContext) -> Answer:
 def _answer_from_store(request: Message, context: OrgContext) -> Answer:
     account = _account(request, context)
     now = context.now()
-    item = context.item()
+    item = context.item(ahead=True)
     entry = policy.servable(item, account, context.settings, now)
     if entry:
         if policy.sweep_owed(item, now):
@@ -106,6 +114,7 @@ def _answer_from_store(request: Message, context: OrgContext) -> Answer:
 
             revoke.finish_sweep(context, entry, item)
         return policy.answer_pat(entry)
+    trace.log(f"no stored PAT serves {account or 'the usual account'} as it is: obtaining one")
     from git_credential_pat.actions import mint
 
     return mint.obtain(context, account)
@@ -129,7 +138,7 @@ def _store_azure(request: Message, context: OrgContext) -> Answer:
     if not _storable(request, now):
         return []
     account = _account(request, context)
-    item = context.item()
+    item = context.item(ahead=True)
     if _holds(item, password):  # the common case: what `get` answered
         entry = policy.servable(item, account, context.settings, now)
         if not entry or entry["password"] != password or policy.sweep_owed(item, now):
@@ -185,7 +194,7 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
     process stored meanwhile.
     """
     query = _erased(request, context.org)
-    if not entries.matching(context.item(), query):
+    if not entries.matching(context.item(ahead=True), query):
         return []
     gone: list[Entry] = []
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 MAX_LINE = 65535
 MAX_LINES = 4096
 _URL_FIELDS = ("protocol", "host", "path", "username", "password")
+SECRET_KEYS = ("password", "oauth_refresh_token", "credential")
 
 
 class ProtocolError(ValueError):
@@ -54,6 +55,18 @@ class Message:
 
     def values(self, key: str) -> list[str]:
         return self.lists.get(key, [])
+
+
+def request_url(message: Message) -> str:
+    """The URL a request is for, as git config's URL matching takes it (`protocol://host/path`)."""
+    path = message.get("path") or ""
+    return f"{message.get('protocol')}://{message.get('host')}/{path}"
+
+
+def described(pairs: list[tuple[str, str]]) -> str:
+    """Attributes as one line for the trace, with every secret's value left out."""
+    return " ".join(f"{key}={'<redacted>' if key in SECRET_KEYS else value}"
+                    for key, value in pairs) or "nothing"
 
 
 def _decode(raw: bytes) -> str:

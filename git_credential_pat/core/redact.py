@@ -14,7 +14,8 @@ _TOKEN_SHAPES = (
     r"eyJ[\w-]{8,}\.[\w-]+\.[\w-]*"  # JWTs: Entra access and id tokens
     r"|(?i:bearer|basic)\s+[\w.~+/=-]{8,}"  # Authorization header values
     r"|\b[a-zA-Z0-9]{52}\b|\b[a-zA-Z0-9]{84}\b"  # Azure DevOps PATs
-    r"|(?i:(?:access|refresh|id)_token|password|token|code)[\"']?\s*[:=]\s*[\"']?[^\s\"'&,}]+"
+    r"|(?i:(?:access|refresh|id)_token|password|token|code)[\"']?\s*[:=]\s*[\"']?"
+    r"(?!<redacted>(?:[\s\"'&,}]|$))[^\s\"'&,}]+"  # one already masked keeps its name
 )
 
 

@@ -103,6 +103,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Secrets are always redacted."),
 )
 _BY_CONFIG_KEY = {s.config_key.lower(): s for s in SETTINGS}
+_BY_NAME = {s.name: s for s in SETTINGS}
 
 
 class Settings:
@@ -158,9 +159,17 @@ def resolve(config: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
         if setting:
             values[setting.name] = _parse(setting, value, f"credential.{setting.config_key}")
     for setting in SETTINGS:
-        if setting.env_var in environ:
-            values[setting.name] = _parse(setting, environ[setting.env_var], setting.env_var)
+        value = from_environ(setting.name, environ)
+        if value is not None:
+            values[setting.name] = value
     return Settings(**values)
+
+
+def from_environ(name: str, environ: Mapping[str, str]) -> object:
+    """A setting as the environment sets it (which wins over git config), or None."""
+    setting = _BY_NAME[name]
+    value = environ.get(setting.env_var)
+    return None if value is None else _parse(setting, value, setting.env_var)
 
 
 def with_http(settings: Settings, http: Mapping[str, str], environ: Mapping[str, str]) -> Settings:

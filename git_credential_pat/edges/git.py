@@ -4,6 +4,9 @@ The helper asks git for its config (settings, helpers, proxies), and has git era
 credential-cache; each call must end, and a failure must say what it was. `get` runs on every
 fetch, and importing `subprocess` costs more than the git process itself, so on POSIX git is
 started with `os.posix_spawnp` and its pipes are read with `select` against a deadline.
+
+A call can also be started and finished later (`start`, then `Started.finish`): `get` starts its
+`git config` as soon as it knows the URL and does its other work while git runs.
 """
 
 from __future__ import annotations
@@ -30,31 +33,69 @@ def set_timeout(seconds: float) -> None:
     _timeout = seconds
 
 
+class Started:
+    """A git that is running. `finish` waits for its answer within the bound in force when it
+    started; `cancel` stops it when the answer is no longer wanted."""
+
+    def __init__(self, args: tuple[str, ...], cwd: str | None, stdin: str,
+                 ok: Sequence[int]) -> None:
+        self.what = f"`git {args[0]}`" if args else "git"
+        self.ok = ok
+        self.timeout = _timeout
+        try:
+            self._process: _Process | None = _Process(
+                ["git", *args], cwd, stdin.encode("utf-8", "surrogateescape"),
+                time.monotonic() + self.timeout)
+        except FileNotFoundError:
+            raise HelperError("git is not installed or not on PATH") from None
+
+    def finish(self) -> str:
+        """git's stdout, for an exit status in `ok`; otherwise git's own first line of complaint.
+
+        Text is passed through undecodable bytes and all (`surrogateescape`), so a path or a
+        value git holds in another encoding survives the round trip.
+        """
+        process, self._process = self._process, None
+        if process is None:
+            raise RuntimeError("a git call finishes once")
+        try:
+            status, out, err = process.communicate()
+        except TimeoutError:
+            raise HelperError(f"{self.what} did not finish within {self.timeout:g} s "
+                              "(set credential.patGitTimeout to wait longer)") from None
+        if status not in self.ok:
+            lines = err.decode("utf-8", "replace").strip().splitlines()
+            raise HelperError(show(lines[0] if lines
+                                   else f"{self.what} failed (exit status {status})"))
+        return out.decode("utf-8", "surrogateescape")
+
+    def cancel(self) -> None:
+        """Stop git if it is still running, and reap it; nothing once finished."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+
+
+def start(*args: str, cwd: str | None = None, stdin: str = "",
+          ok: Sequence[int] = (0,)) -> Started:
+    """Start git with `args`; `finish` the result for its output (`run` says what it is)."""
+    return Started(args, cwd, stdin, ok)
+
+
 def run(*args: str, cwd: str | None = None, stdin: str = "", ok: Sequence[int] = (0,)) -> str:
-    """git's stdout, for an exit status in `ok`; otherwise git's own first line of complaint.
-
-    Text is passed through undecodable bytes and all (`surrogateescape`), so a path or a value
-    git holds in another encoding survives the round trip.
-    """
-    what = f"`git {args[0]}`" if args else "git"
-    try:
-        status, out, err = _run(["git", *args], cwd, stdin.encode("utf-8", "surrogateescape"),
-                                _timeout)
-    except FileNotFoundError:
-        raise HelperError("git is not installed or not on PATH") from None
-    except TimeoutError:
-        raise HelperError(f"{what} did not finish within {_timeout:g} s "
-                          "(set credential.patGitTimeout to wait longer)") from None
-    if status not in ok:
-        lines = err.decode("utf-8", "replace").strip().splitlines()
-        raise HelperError(show(lines[0] if lines else f"{what} failed (exit status {status})"))
-    return out.decode("utf-8", "surrogateescape")
+    """git's stdout, for an exit status in `ok`; otherwise git's own first line of complaint as
+    a `HelperError`, as for any git that fails, cannot start, or outlasts the bound."""
+    return start(*args, cwd=cwd, stdin=stdin, ok=ok).finish()
 
 
-def config_section(section: str, url: str) -> dict[str, str]:
-    """The values of one config section that apply to `url`, as git's own URL matching decides;
-    keys in lower case."""
-    output = run("config", "-z", "--get-urlmatch", section, url, ok=(0, 1))  # 1: none set
+def start_config_section(section: str, url: str) -> Started:
+    """`git config` for the values of one section that apply to `url`, as git's own URL
+    matching decides; `section_values` reads its answer."""
+    return start("config", "-z", "--get-urlmatch", section, url, ok=(0, 1))  # 1: none set
+
+
+def section_values(output: str) -> dict[str, str]:
+    """What `start_config_section`'s git answered, by key in lower case."""
     values: dict[str, str] = {}
     for record in output.split("\0"):
         key, _, value = record.partition("\n")
@@ -63,91 +104,139 @@ def config_section(section: str, url: str) -> dict[str, str]:
     return values
 
 
+def config_section(section: str, url: str) -> dict[str, str]:
+    """The values of one config section that apply to `url`; keys in lower case."""
+    return section_values(start_config_section(section, url).finish())
+
+
 if sys.platform == "win32":
 
-    def _run(argv: list[str], cwd: str | None, stdin: bytes,
-             timeout: float) -> tuple[int, bytes, bytes]:
-        import subprocess
+    class _Process:
+        """git run to the end at once: Windows has neither `posix_spawn` nor `select` on pipes,
+        and nothing on Windows starts a call to finish it later."""
 
-        try:
-            done = subprocess.run(argv, input=stdin, capture_output=True, cwd=cwd,
-                                  timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise TimeoutError from None
-        return done.returncode, done.stdout, done.stderr
+        def __init__(self, argv: list[str], cwd: str | None, stdin: bytes,
+                     deadline: float) -> None:
+            import subprocess
+
+            try:
+                done = subprocess.run(argv, input=stdin, capture_output=True, cwd=cwd,
+                                      timeout=max(0.0, deadline - time.monotonic()),
+                                      check=False)
+            except subprocess.TimeoutExpired:
+                self.result = None
+            else:
+                self.result = (done.returncode, done.stdout, done.stderr)
+
+        def communicate(self) -> tuple[int, bytes, bytes]:
+            if self.result is None:
+                raise TimeoutError
+            return self.result
+
+        def kill(self) -> None:
+            """Nothing is left running."""
 
 else:
 
-    def _run(argv: list[str], cwd: str | None, stdin: bytes,
-             timeout: float) -> tuple[int, bytes, bytes]:
-        import select
+    class _Process:
+        """git started with its three pipes; `communicate` feeds and reads them until the
+        deadline."""
 
-        deadline = time.monotonic() + timeout
-        pipes = [os.pipe() for _ in range(3)]  # (read, write) for stdin, stdout, stderr
-        (in_read, in_write), (out_read, out_write), (err_read, err_write) = pipes
-        actions = [(os.POSIX_SPAWN_DUP2, in_read, 0), (os.POSIX_SPAWN_DUP2, out_write, 1),
-                   (os.POSIX_SPAWN_DUP2, err_write, 2)]
-        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in (in_write, out_read, err_read)]
-        if cwd:
-            argv = [argv[0], "-C", cwd, *argv[1:]]
-        try:
-            pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions,
-                                  setsigdef=(SIGPIPE,))
-        except BaseException:
-            for fd in (in_write, out_read, err_read):
-                os.close(fd)
-            raise
-        finally:
-            for fd in (in_read, out_write, err_write):
-                os.close(fd)
-        chunks: dict[int, list[bytes]] = {out_read: [], err_read: []}
-        reading = [out_read, err_read]
-        writing = [in_write] if stdin else []
-        if not stdin:
-            os.close(in_write)
-        try:
-            while reading or writing:
-                left = deadline - time.monotonic()
+        def __init__(self, argv: list[str], cwd: str | None, stdin: bytes,
+                     deadline: float) -> None:
+            self.deadline = deadline
+            self.stdin = stdin
+            pipes = [os.pipe() for _ in range(3)]  # (read, write) for stdin, stdout, stderr
+            (in_read, in_write), (out_read, out_write), (err_read, err_write) = pipes
+            actions = [(os.POSIX_SPAWN_DUP2, in_read, 0), (os.POSIX_SPAWN_DUP2, out_write, 1),
+                       (os.POSIX_SPAWN_DUP2, err_write, 2)]
+            actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in (in_write, out_read, err_read)]
+            if cwd:
+                argv = [argv[0], "-C", cwd, *argv[1:]]
+            try:
+                self.pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions,
+                                           setsigdef=(SIGPIPE,))
+            except BaseException:
+                for fd in (in_write, out_read, err_read):
+                    os.close(fd)
+                raise
+            finally:
+                for fd in (in_read, out_write, err_write):
+                    os.close(fd)
+            self.out, self.err = out_read, err_read
+            self.writing = [in_write] if stdin else []
+            if not stdin:
+                os.close(in_write)
+            self.reading = [out_read, err_read]
+
+        def communicate(self) -> tuple[int, bytes, bytes]:
+            import select
+
+            chunks: dict[int, list[bytes]] = {self.out: [], self.err: []}
+            reading, writing, stdin = self.reading, self.writing, self.stdin
+            try:
+                while reading or writing:
+                    left = self.deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    readable, writable, _ = select.select(reading, writing, [], left)
+                    for fd in writable:
+                        try:
+                            stdin = stdin[os.write(fd, stdin[:65536]):]
+                        except BrokenPipeError:  # git exited without reading it all
+                            stdin = b""
+                        if not stdin:
+                            writing.remove(fd)
+                            os.close(fd)
+                    for fd in readable:
+                        chunk = os.read(fd, 65536)
+                        if chunk:
+                            chunks[fd].append(chunk)
+                        else:
+                            reading.remove(fd)
+                            os.close(fd)
+                status = self._reap()
+            except BaseException:
+                self.kill()
+                raise
+            return status, b"".join(chunks[self.out]), b"".join(chunks[self.err])
+
+        def _reap(self) -> int:
+            """git has closed its output; wait for its exit status, within what is left."""
+            pause = 0.0002
+            while True:
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+                if done:
+                    return os.waitstatus_to_exitcode(status)
+                left = self.deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError
-                readable, writable, _ = select.select(reading, writing, [], left)
-                for fd in writable:
-                    try:
-                        stdin = stdin[os.write(fd, stdin[:65536]):]
-                    except BrokenPipeError:  # git exited without reading it all
-                        stdin = b""
-                    if not stdin:
-                        writing.remove(fd)
-                        os.close(fd)
-                for fd in readable:
-                    chunk = os.read(fd, 65536)
-                    if chunk:
-                        chunks[fd].append(chunk)
-                    else:
-                        reading.remove(fd)
-                        os.close(fd)
-            status = _reap(pid, deadline)
-        except BaseException:
-            _kill(pid)
-            raise
-        finally:
-            for fd in (*writing, *reading):
+                if not _exit_seen(self.pid, left):
+                    time.sleep(min(pause, left))
+                    pause = min(pause * 2, 0.01)
+
+        def kill(self) -> None:
+            """Stop git and reap it, closing what is still open of its pipes."""
+            for fd in (*self.writing, *self.reading):
                 os.close(fd)
-        return status, b"".join(chunks[out_read]), b"".join(chunks[err_read])
+            self.writing, self.reading = [], []
+            try:
+                os.kill(self.pid, 9)  # SIGKILL
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
 
-    def _reap(pid: int, deadline: float) -> int:
-        """git has closed its output; wait for its exit status, within what is left."""
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status)
-            if time.monotonic() >= deadline:
-                raise TimeoutError
-            time.sleep(0.002)
-
-    def _kill(pid: int) -> None:
+    def _exit_seen(pid: int, left: float) -> bool:
+        """Wait until the process exits or `left` seconds pass, through a pidfd (Linux 5.3 and
+        later); False where there is none to wait on, so the caller polls instead."""
         try:
-            os.kill(pid, 9)  # SIGKILL
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # not Linux, an older kernel, or a sandbox's refusal
+            return False
+        import select
+
+        try:
+            select.select([pidfd], [], [], left)
+        finally:
+            os.close(pidfd)
+        return True

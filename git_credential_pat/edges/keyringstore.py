@@ -32,7 +32,11 @@ CHUNKED = "chunked:"
 INDEX_KEY = "index"
 
 
-def _direct_reader() -> Callable[[str, str], str | None] | None:
+class NotReadAhead(Exception):
+    """`read_ahead` cannot answer; `read` can, or can say why not."""
+
+
+def _direct_reader() -> Callable[..., str | None] | None:
     """`secretservice.lookup` where `_platform_backend` picks the Secret Service, else None."""
     if os.environ.get("PYTHON_KEYRING_BACKEND") or sys.platform in ("darwin", "win32"):
         return None
@@ -77,6 +81,7 @@ def _one_writer() -> AbstractContextManager[None]:
 class KeyringStore:
     def __init__(self) -> None:
         self._direct_read = _direct_reader()
+        self._why_not_direct = ""  # for the trace, once it is known whether there is one
         self._loaded_backend: Any = None
 
     @property
@@ -110,23 +115,58 @@ class KeyringStore:
         except Exception as error:  # noqa: BLE001 - D-Bus and platform errors of every backend
             raise StoreError(f"the keyring failed ({error.__class__.__name__})") from None
 
+    def _direct(self, key: str, start_service: bool) -> str | None:
+        """The Secret Service's answer without `keyring`. Whatever stops it, except a service
+        that was not to be started, stops it for the rest of the process: one bounded wait per
+        process, not one per read."""
+        from git_credential_pat.edges.secretservice import NotRunning, Unavailable
+
+        try:
+            return self._direct_read(SERVICE, key, start_service=start_service)
+        except NotRunning:
+            raise
+        except Unavailable as error:
+            self._direct_read = None
+            self._why_not_direct = str(error)
+            raise
+
     def _get(self, key: str) -> str | None:
         if self._direct_read is not None:
             from git_credential_pat.edges.secretservice import Unavailable
 
             try:
-                return self._direct_read(SERVICE, key)
-            except Unavailable as error:
-                trace.log(f"reading through keyring instead: {error}")
-                self._direct_read = None  # one bounded wait per process, not one per read
+                return self._direct(key, start_service=True)
+            except Unavailable:
+                pass
+        if self._why_not_direct:
+            trace.log(f"reading through keyring instead: {self._why_not_direct}")
+            self._why_not_direct = ""
         return self._call("get_password", key)
 
     def read(self, key: str) -> str | None:
-        value = self._get(key)
+        return self._read(key, self._get)
+
+    def read_ahead(self, key: str) -> str | None:
+        """What `read` would answer, asked of a running Secret Service directly, for a caller
+        that may not need it: `get` reads ahead while `git config` tells it which store to use,
+        and the file store's users must not have a Secret Service started for nothing. Raises
+        `NotReadAhead` when it cannot answer so."""
+        if self._direct_read is None:
+            raise NotReadAhead
+        from git_credential_pat.edges.secretservice import Unavailable
+
+        try:
+            return self._read(key, lambda part: self._direct(part, start_service=False))
+        except Unavailable:
+            raise NotReadAhead from None
+
+    @staticmethod
+    def _read(key: str, get: Callable[[str], str | None]) -> str | None:
+        value = get(key)
         if value is None or not value.startswith(CHUNKED):
             return value
         count = int(value[len(CHUNKED):])
-        parts = [self._get(f"{key}#{n}") for n in range(count)]
+        parts = [get(f"{key}#{n}") for n in range(count)]
         return None if None in parts else "".join(parts)
 
     def write(self, key: str, value: str) -> None:

@@ -43,6 +43,10 @@ SECRETS = "org.freedesktop.secrets"
 SERVICE_PATH = "/org/freedesktop/secrets"
 MAX_MESSAGE = 1 << 27  # the D-Bus specification's limit
 LOCKED_ERROR = "org.freedesktop.Secret.Error.IsLocked"
+# What the bus answers a call that may not start its service when nobody owns the name.
+NOT_RUNNING_ERRORS = ("org.freedesktop.DBus.Error.NameHasNoOwner",
+                      "org.freedesktop.DBus.Error.ServiceUnknown")
+NO_AUTO_START = 0x2
 
 _METHOD_CALL, _METHOD_RETURN, _ERROR = 1, 2, 3
 _PATH, _INTERFACE, _MEMBER, _ERROR_NAME, _REPLY_SERIAL, _DESTINATION = 1, 2, 3, 4, 5, 6
@@ -58,6 +62,10 @@ class Unavailable(Exception):
 
 class Locked(Unavailable):
     """The item or its collection is locked; `keyring` can ask the Secret Service to unlock."""
+
+
+class NotRunning(Unavailable):
+    """No Secret Service is running, and it was not to be started for this look-up."""
 
 
 def bus_socket(address: str) -> str:
@@ -199,8 +207,9 @@ class _Reader:
 
 
 def method_call(serial: int, destination: str, path: str, interface: str, member: str,
-                signature: str = "", args: tuple[Any, ...] = ()) -> bytes:
-    """A METHOD_CALL message, little-endian, that expects a reply."""
+                signature: str = "", args: tuple[Any, ...] = (), flags: int = 0) -> bytes:
+    """A METHOD_CALL message, little-endian, that expects a reply; `flags` as D-Bus defines
+    them (`NO_AUTO_START`)."""
     fields = [(_PATH, ("o", path)), (_INTERFACE, ("s", interface)), (_MEMBER, ("s", member)),
               (_DESTINATION, ("s", destination))]
     if signature:
@@ -208,7 +217,7 @@ def method_call(serial: int, destination: str, path: str, interface: str, member
     body = bytearray()
     _put(body, f"({signature})", args)
     message = bytearray(b"l")  # little-endian
-    message += bytes((_METHOD_CALL, 0, 1))  # type, no flags, protocol version 1
+    message += bytes((_METHOD_CALL, flags, 1))  # type, flags, protocol version 1
     message += len(body).to_bytes(4, "little") + serial.to_bytes(4, "little")
     _put(message, "a(yv)", fields)
     message += bytes(-len(message) % 8)
@@ -244,11 +253,12 @@ def _byte_order(data: bytes) -> str:
 class _Bus:
     """One authenticated session bus connection that sends method calls and collects replies."""
 
-    def __init__(self, address: str, deadline: float) -> None:
+    def __init__(self, address: str, deadline: float, start_service: bool = True) -> None:
         import _socket
 
         self.deadline = deadline
         self.serial = 0
+        self.flags = 0 if start_service else NO_AUTO_START  # for calls to the Secret Service
         # AUTH and BEGIN go out with the first calls, as sd-bus sends them: the bus reads
         # messages only after a BEGIN that followed a successful AUTH, and a refusal closes
         # the connection. `replies` checks the answer to AUTH first.
@@ -291,7 +301,7 @@ class _Bus:
         """Queue a method call; `replies` sends what is queued. Returns its serial."""
         self.serial += 1
         self.outgoing += method_call(self.serial, destination, path, interface, member,
-                                     signature, args)
+                                     signature, args, self.flags if destination == SECRETS else 0)
         return self.serial
 
     def replies(self, *serials: int) -> dict[int, tuple[Any, ...]]:
@@ -310,8 +320,10 @@ class _Bus:
                 continue
             if kind == _ERROR:
                 name = fields.get(_ERROR_NAME, "")
-                raise (Locked if name == LOCKED_ERROR else Unavailable)(
-                    f"the Secret Service answered {name}")
+                kind = (Locked if name == LOCKED_ERROR
+                        else NotRunning if self.flags and name in NOT_RUNNING_ERRORS
+                        else Unavailable)
+                raise kind(f"the Secret Service answered {name}")
             wanted.discard(serial)
             found[serial] = body
         return found
@@ -334,16 +346,19 @@ class _Bus:
         return data
 
 
-def lookup(service: str, username: str, environ: dict[str, str] | None = None) -> str | None:
+def lookup(service: str, username: str, environ: dict[str, str] | None = None,
+           start_service: bool = True) -> str | None:
     """The secret `keyring.get_password(service, username)` would return, or None for no item.
 
     Raises `Locked` when the default collection or the item is locked, and `Unavailable` when
-    the session bus or the Secret Service cannot be asked, or answers unexpectedly.
+    the session bus or the Secret Service cannot be asked, or answers unexpectedly. Without
+    `start_service`, a Secret Service the bus would start on demand is left unstarted, and
+    `NotRunning` says so.
     """
     env = os.environ if environ is None else environ
     address = bus_socket(env.get("DBUS_SESSION_BUS_ADDRESS") or "")
     try:
-        bus = _Bus(address, time.monotonic() + TIMEOUT)
+        bus = _Bus(address, time.monotonic() + TIMEOUT, start_service)
         try:
             value = _ask(bus, {"service": service, "username": username})
         finally:
