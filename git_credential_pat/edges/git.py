@@ -3,7 +3,8 @@
 The helper asks git for its config (settings, helpers, proxies), and has git erase from its
 credential-cache; each call must end, and a failure must say what it was. `get` runs on every
 fetch, and importing `subprocess` costs more than the git process itself, so on POSIX git is
-started with `os.posix_spawnp` and its pipes are read with `select` against a deadline.
+started with `os.posix_spawnp` and its pipes are read with `select` against a deadline (or
+without, when git has already said everything by the time its answer is wanted).
 
 A call can also be started and finished later (`start`, then `Started.finish`): `get` starts its
 `git config` as soon as it knows the URL and does its other work while git runs.
@@ -170,36 +171,53 @@ else:
             self.reading = [out_read, err_read]
 
         def communicate(self) -> tuple[int, bytes, bytes]:
-            import select
-
             chunks: dict[int, list[bytes]] = {self.out: [], self.err: []}
-            reading, writing, stdin = self.reading, self.writing, self.stdin
             try:
-                while reading or writing:
-                    left = self.deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError
-                    readable, writable, _ = select.select(reading, writing, [], left)
-                    for fd in writable:
-                        try:
-                            stdin = stdin[os.write(fd, stdin[:65536]):]
-                        except BrokenPipeError:  # git exited without reading it all
-                            stdin = b""
-                        if not stdin:
-                            writing.remove(fd)
-                            os.close(fd)
-                    for fd in readable:
-                        chunk = os.read(fd, 65536)
-                        if chunk:
-                            chunks[fd].append(chunk)
-                        else:
-                            reading.remove(fd)
-                            os.close(fd)
+                for fd in self.reading:
+                    os.set_blocking(fd, False)
+                self._read(self.reading, chunks)  # a git started earlier may be done already
+                if self.reading or self.writing:
+                    self._exchange(chunks)
                 status = self._reap()
             except BaseException:
                 self.kill()
                 raise
             return status, b"".join(chunks[self.out]), b"".join(chunks[self.err])
+
+        def _exchange(self, chunks: dict[int, list[bytes]]) -> None:
+            """Feed git its input and read its output as each pipe is ready, until it closes
+            them or the deadline passes."""
+            import select
+
+            reading, writing = self.reading, self.writing
+            while reading or writing:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                readable, writable, _ = select.select(reading, writing, [], left)
+                for fd in writable:
+                    try:
+                        self.stdin = self.stdin[os.write(fd, self.stdin[:65536]):]
+                    except BrokenPipeError:  # git exited without reading it all
+                        self.stdin = b""
+                    if not self.stdin:
+                        writing.remove(fd)
+                        os.close(fd)
+                self._read(readable, chunks)
+
+        def _read(self, ready: list[int], chunks: dict[int, list[bytes]]) -> None:
+            """Take what these (non-blocking) pipes hold; a pipe at its end is closed."""
+            for fd in list(ready):
+                while True:
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except BlockingIOError:
+                        break
+                    if not chunk:
+                        self.reading.remove(fd)
+                        os.close(fd)
+                        break
+                    chunks[fd].append(chunk)
 
         def _reap(self) -> int:
             """git has closed its output; wait for its exit status, within what is left."""
