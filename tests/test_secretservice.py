@@ -139,6 +139,8 @@ def test_a_bus_without_a_secret_service(tmp_path: Path, genv: GitEnv) -> None:
     with PrivateKeyring(tmp_path / "bus", secret_service=False) as bus:
         with pytest.raises(secretservice.Unavailable, match="ServiceUnknown"):
             secretservice.lookup(SERVICE, ORG_KEY, bus.env)
+        with pytest.raises(secretservice.NotRunning):  # what the read-ahead asks for
+            secretservice.lookup(SERVICE, ORG_KEY, bus.env, start_service=False)
         done = configured(genv, bus.env).helper("get", REQUEST)
     assert done.returncode == 1 and done.stdout == b""
     [line] = done.stderr.decode().splitlines()
@@ -250,3 +252,35 @@ def test_a_hit_imports_nothing_heavy(kenv: GitEnv, tmp_path: Path) -> None:
                 if line.startswith("import time:") and "imported package" not in line}
     assert "git_credential_pat.edges.secretservice" in imported
     assert {name.split(".")[0] for name in imported} & NOT_ON_THE_HIT_PATH == set()
+
+
+@pytest.mark.parametrize("where", ["environment", "git config"])
+def test_a_traced_hit_shows_the_lookup_and_the_answer_but_not_the_pat(
+        kenv: GitEnv, tmp_path: Path, where: str) -> None:
+    """Tracing covers the hit path, switched on either way; what it shows never includes the
+    PAT, while git still gets it."""
+    env = configured(kenv)
+    env.git("credential", "approve", input=APPROVE)
+    log = tmp_path / "trace.log"
+    if where == "environment":
+        done = env.helper("get", REQUEST, extra_env={"GIT_CREDENTIAL_PAT_TRACE": "1"})
+        text = done.stderr.decode()
+    else:
+        env.config("credential.patTrace", str(log))
+        done = env.helper("get", REQUEST)
+        assert done.stderr == b""
+        text = log.read_text()
+    assert b"password=PAT-1234\n" in done.stdout
+    lines = text.splitlines()
+    assert any("get: protocol=https host=dev.azure.com path=contoso/proj/_git/repo" in line
+               for line in lines)
+    assert any(f"{ORG_KEY}: read" in line and "an item" in line for line in lines)
+    assert any("get answered: username=pat password=<redacted>" in line for line in lines)
+    assert "PAT-1234" not in text
+
+
+def test_an_untraced_hit_says_nothing(kenv: GitEnv) -> None:
+    env = configured(kenv)
+    env.git("credential", "approve", input=APPROVE)
+    done = env.helper("get", REQUEST)
+    assert b"password=PAT-1234\n" in done.stdout and done.stderr == b""
