@@ -109,6 +109,8 @@ def test_each_identity_clones_and_pushes_and_the_token_stays_nowhere(
         machine: Machine, azure: FakeAzure, contoso: Contoso, tmp_path: Path,
         kind: str) -> None:
     extra, client_id = identity_env(kind, azure, contoso, tmp_path / "platform")
+    trace = tmp_path / "trace.log"
+    extra["GIT_CREDENTIAL_PAT_TRACE"] = str(trace)
     clone = machine.git("clone", "-q", REPO_URL, "work", extra=extra)
     work = machine.env.home / "work"
     (work / "from-ci.txt").write_text(f"{kind}\n")
@@ -130,11 +132,19 @@ def test_each_identity_clones_and_pushes_and_the_token_stays_nowhere(
 
     tokens = access_tokens(azure)
     assert tokens
+    # What the job was given is secret too: the client secret, the federated token, GitHub's
+    # request token.
+    given = tokens | {value for name, value in extra.items() if name in (
+        "AZURE_CLIENT_SECRET", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")}
+    if "AZURE_FEDERATED_TOKEN_FILE" in extra:
+        given.add(Path(extra["AZURE_FEDERATED_TOKEN_FILE"]).read_text())
     for done in (clone, push):
-        assert not find_secrets(done.stdout + done.stderr, tokens)
+        assert not find_secrets(done.stdout + done.stderr, given)
+    assert b"oauth2/v2.0/token" in trace.read_bytes() or b"/token -> 200" in trace.read_bytes()
+    assert not find_secrets(trace.read_bytes(), given)
     for path in machine.env.home.rglob("*"):
         if path.is_file() and not path.is_symlink():
-            assert not find_secrets(path.read_bytes(), tokens), path
+            assert not find_secrets(path.read_bytes(), given), path
     recorded = machine.children.read_bytes()
     assert b"--get-urlmatch" in recorded  # the helper's own git children were recorded
     assert not find_secrets(recorded, tokens), "in a child process's argv or environment"
