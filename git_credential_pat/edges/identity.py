@@ -98,13 +98,8 @@ def resolve(settings: Settings, environ: Mapping[str, str]) -> Identity:
     if not client_id:
         raise HelperError(f"{Identity(kind, tenant).label} has no client ID; set "
                           "AZURE_CLIENT_ID or credential.patIdentityClientId")
-    found = Identity(kind, tenant, client_id)
-    if kind == SERVICE_PRINCIPAL:
-        return _service_principal(found, settings, environ)
-    if kind == WORKLOAD_IDENTITY:
-        return _workload(found, settings, environ)
-    raise HelperError(f"unknown identity {kind!r}; credential.patIdentity is one of user, "
-                      f"{', '.join(KINDS)}")
+    details = {SERVICE_PRINCIPAL: _service_principal, WORKLOAD_IDENTITY: _workload}[kind]
+    return details(Identity(kind, tenant, client_id), settings, environ)
 
 
 def _service_principal(found: Identity, settings: Settings, environ: Mapping[str, str]
@@ -153,12 +148,18 @@ def _managed(settings: Settings, environ: Mapping[str, str], client_id: str) -> 
 def _endpoint(environ: Mapping[str, str]) -> str:
     """Where msal will ask, as msal decides it (App Service-like hosts name their endpoint;
     otherwise the VM's instance metadata service)."""
-    for variable, place in (("IDENTITY_ENDPOINT", "the identity endpoint"),
-                            ("MSI_ENDPOINT", "the identity endpoint")):
+    url, variable = _endpoint_url(environ)
+    if variable:
+        return f"the identity endpoint at {http.host_of(url)} ({variable})"
+    return f"the instance metadata service at {http.host_of(url)}"
+
+
+def _endpoint_url(environ: Mapping[str, str]) -> tuple[str, str]:
+    """The managed-identity endpoint's URL, and the variable that named it ("" for IMDS)."""
+    for variable in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
         if environ.get(variable):
-            return f"{place} at {http.host_of(environ[variable])} ({variable})"
-    imds = environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "")
-    return f"the instance metadata service at {http.host_of(imds) if imds else IMDS_HOST}"
+            return environ[variable], variable
+    return environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or f"http://{IMDS_HOST}", ""
 
 
 def describe(settings: Settings, environ: Mapping[str, str]) -> str:
@@ -205,7 +206,9 @@ def token(found: Identity, settings: Settings, environ: Mapping[str, str],
         else:
             result = _from_entra(found, settings, environ, session, step)
     except requests.RequestException as error:
-        raise http.failure(error, settings.authority_host, step, session) from None
+        where = (_endpoint_url(environ)[0] if found.kind == MANAGED_IDENTITY
+                 else settings.authority_host)
+        raise http.failure(error, where, step, session) from None
     except msal.exceptions.MsalServiceError:
         raise HelperError(f"{http.host_of(settings.authority_host)} is having trouble while "
                           f"{step}; try again later") from None
