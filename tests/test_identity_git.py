@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.azurefixtures import REPO_URL, configured
+from tests.failingkeyring import set_rules
 from tests.fakeazure import FakeAzure
 from tests.fakeazure.identities import ACTIONS_ISSUER
 from tests.fakeazure.state import FEDERATION_AUDIENCE
 from tests.gitenv import GitEnv
-from tests.hardening import assert_one_clean_line, stored_item
+from tests.hardening import assert_one_clean_line, stored_item, use_failing_keyring
 from tests.netfixtures import ALICE, Contoso
 from tests.test_azure import cached
 from tests.test_hardening_secrets import find_secrets, recorder
@@ -217,3 +218,21 @@ def test_the_pipeline_token_still_comes_first(machine: Machine, azure: FakeAzure
     machine.git("ls-remote", REPO_URL, extra={**extra, **pipeline})
     assert azure.grants["client_credentials"] == 0
     assert {r.user for r in azure.requests_for("git") if r.credential} == {ALICE}
+
+
+def test_a_machine_without_a_keyring_never_needs_one(machine: Machine, azure: FakeAzure,
+                                                     contoso: Contoso, tmp_path: Path) -> None:
+    """CI runners and containers have no Secret Service: an identity's get, store and erase
+    (a refused token) must not ask for it."""
+    keyring = use_failing_keyring(machine.env)
+    set_rules(keyring, "* * unavailable")
+    extra, _ = identity_env("managed identity on a VM", azure, contoso, tmp_path / "platform")
+    done = machine.git("ls-remote", REPO_URL, extra=extra)
+    assert done.stderr == b""
+    elsewhere = azure.add_tenant()
+    stranger = azure.add_service_principal(elsewhere, secret="s")
+    refused = machine.git("ls-remote", REPO_URL, check=False, extra={
+        "GIT_CREDENTIAL_PAT_IDENTITY": "service-principal", "AZURE_TENANT_ID": elsewhere,
+        "AZURE_CLIENT_ID": stranger.client_id, "AZURE_CLIENT_SECRET": "s"})
+    assert refused.returncode != 0 and b"git-credential-pat:" not in refused.stderr
+    assert not (keyring / "log").exists()
