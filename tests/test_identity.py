@@ -266,3 +266,20 @@ def test_one_managed_identity_is_chosen_by_one_id(azure: FakeAzure) -> None:
     with pytest.raises(HelperError, match="but client ID and object ID and resource ID are "):
         identity.resolve(settings, {"AZURE_CLIENT_ID": "c"})
 
+
+
+def test_a_busy_endpoint_or_entra_is_ridden_out_within_the_time_budget(
+        azure: FakeAzure, contoso: Contoso, sp: App) -> None:
+    """The same retries as every other request of the helper: a 503 or a dropped connection
+    once is not a failure, for the managed-identity endpoint nor for Entra's token endpoint."""
+    azure.add_managed_identity(contoso.tenant, "vm", system=True)
+    azure.fail("identity", 503)
+    azure.drop("identity")
+    managed = settings_for(azure, identity="managed-identity")
+    assert opens_git(azure, get_token(managed, azure.managed_identity_env("imds")).token)
+    assert [r.status for r in azure.requests_for("identity")] == [503, 0, 200]
+    azure.fail("token", 503, retry_after=0)
+    env = {"AZURE_TENANT_ID": contoso.tenant, "AZURE_CLIENT_ID": sp.client_id,
+           "AZURE_CLIENT_SECRET": "the-secret"}
+    assert opens_git(azure, get_token(sp_settings(azure), env).token)
+    assert [r.status for r in azure.requests_for("token")] == [503, 200]
