@@ -19,6 +19,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.azurefixtures import REPO_URL
 from tests.fakeazure import ADO_RESOURCE, FakeAzure
 from tests.fakeazure.identities import ACTIONS_ISSUER
 from tests.fakeazure.state import FEDERATION_AUDIENCE, App
@@ -28,7 +29,6 @@ from tests.netfixtures import Contoso
 from tests.test_fakeazure import PATS, V71, git
 
 SCOPES = [f"{ADO_RESOURCE}/.default"]
-REPO_URL = "https://dev.azure.com/contoso/proj/_git/repo"
 AKS_ISSUER = "https://oidc.prod-aks.azure.com/6a8b5f6c-0000-4000-8000-000000000001/"
 AKS_SUBJECT = "system:serviceaccount:ci:mirror"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from git_credential_pat import http
-from git_credential_pat.edges import identity
-from git_credential_pat.errors import HelperError
-from git_credential_pat.settings import Settings
-from git_credential_pat.signin import AccessToken
+from git_credential_pat.core.errors import HelperError
+from git_credential_pat.core.settings import Settings
+from git_credential_pat.edges import http, identity
+from git_credential_pat.edges.signin import AccessToken
 from tests.fakeazure import FakeAzure
 from tests.fakeazure.identities import ACTIONS_ISSUER
 from tests.fakeazure.state import FEDERATION_AUDIENCE, App

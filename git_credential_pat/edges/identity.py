@@ -26,20 +26,21 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from git_credential_pat import http, trace
-from git_credential_pat.errors import HelperError
+from git_credential_pat.core.constants import AZURE_DEVOPS_RESOURCE, AZURE_DEVOPS_SCOPES
+from git_credential_pat.core.errors import HelperError
+from git_credential_pat.core.redact import secret
+from git_credential_pat.edges import http
 
 if TYPE_CHECKING:
     import requests
 
-    from git_credential_pat.settings import Settings
-    from git_credential_pat.signin import AccessToken
+    from git_credential_pat.core.settings import Settings
+    from git_credential_pat.edges.signin import AccessToken
 
 SERVICE_PRINCIPAL = "service-principal"
 MANAGED_IDENTITY = "managed-identity"
 WORKLOAD_IDENTITY = "workload-identity"
 KINDS = (SERVICE_PRINCIPAL, MANAGED_IDENTITY, WORKLOAD_IDENTITY)
-RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"  # Azure DevOps
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 IMDS_HOST = "169.254.169.254"
 MAX_FILE = 64 * 1024
@@ -194,9 +195,9 @@ def token(found: Identity, settings: Settings, environ: Mapping[str, str],
     import msal
     import requests
 
-    from git_credential_pat import signin
+    from git_credential_pat.edges import signin
 
-    signin._route_msal_logs()
+    signin.route_msal_logs()
     step = (f"asking {found.source} for a token for the {found.label}"
             if found.kind == MANAGED_IDENTITY else f"getting a token for the {found.label}")
     started = time.time()
@@ -212,7 +213,7 @@ def token(found: Identity, settings: Settings, environ: Mapping[str, str],
     except msal.exceptions.MsalServiceError:
         raise HelperError(f"{http.host_of(settings.authority_host)} is having trouble while "
                           f"{step}; try again later") from None
-    trace.secret(result.get("access_token"))
+    secret(result.get("access_token"))
     if "access_token" not in result:
         raise refused(found, result)
     return signin.AccessToken(token=result["access_token"],
@@ -224,7 +225,7 @@ def _from_entra(found: Identity, settings: Settings, environ: Mapping[str, str],
                 session: requests.Session, step: str) -> dict:
     import msal
 
-    from git_credential_pat.signin import _MsalHttp
+    from git_credential_pat.edges.signin import MsalHttp
 
     if not found.tenant:
         raise HelperError(f"{found.label} needs its tenant; set AZURE_TENANT_ID or "
@@ -234,7 +235,7 @@ def _from_entra(found: Identity, settings: Settings, environ: Mapping[str, str],
     try:
         app = msal.ConfidentialClientApplication(
             found.client_id, client_credential=credential, authority=authority,
-            http_client=_MsalHttp(session, settings.timeout, step), http_cache={},
+            http_client=MsalHttp(session, settings.timeout, step), http_cache={},
             token_cache=msal.TokenCache())
     except ValueError:
         # msal could not read the tenant's OpenID configuration: no such tenant, or a page
@@ -242,7 +243,7 @@ def _from_entra(found: Identity, settings: Settings, environ: Mapping[str, str],
         raise HelperError(f"{found.label}: {http.host_of(settings.authority_host)} does not "
                           f"know the tenant {found.tenant}; check AZURE_TENANT_ID or "
                           "credential.patTenant") from None
-    return app.acquire_token_for_client([f"{RESOURCE}/.default"])
+    return app.acquire_token_for_client(list(AZURE_DEVOPS_SCOPES))
 
 
 def _credential(found: Identity, settings: Settings, environ: Mapping[str, str],
@@ -250,7 +251,7 @@ def _credential(found: Identity, settings: Settings, environ: Mapping[str, str],
     if found.credential in ("secret-file", "secret-env"):
         value = (_read(found, found.source, "client secret file")
                  if found.credential == "secret-file" else environ.get(found.source, "")).strip()
-        trace.secret(value)
+        secret(value)
         if not value:
             raise HelperError(f"{found.label}: the client secret in {found.source} is empty")
         return value
@@ -282,7 +283,7 @@ def _certificate(found: Identity, environ: Mapping[str, str]) -> dict[str, objec
 
     pem = _read(found, found.source, "certificate file")
     password = environ.get("AZURE_CLIENT_CERTIFICATE_PASSWORD", "")
-    trace.secret(password)
+    secret(password)
     if "PRIVATE KEY-----" not in pem or "-----BEGIN CERTIFICATE-----" not in pem:
         raise HelperError(f"{found.label}: {found.source} must hold the private key and the "
                           "certificate, both in PEM")
@@ -298,7 +299,7 @@ def _certificate(found: Identity, environ: Mapping[str, str]) -> dict[str, objec
 def _federated_from_file(found: Identity) -> str:
     """Read afresh for every assertion: AKS rotates the projected token file in place."""
     value = _read(found, found.source, "federated token file").strip()
-    trace.secret(value)
+    secret(value)
     if not value:
         raise HelperError(f"{found.label}: the federated token file {found.source} is empty")
     return value
@@ -310,7 +311,7 @@ def _federated_from_github(found: Identity, settings: Settings, environ: Mapping
     expect; asked through the same session as Entra, so proxies apply to it too."""
     url, bearer = (environ["ACTIONS_ID_TOKEN_REQUEST_URL"],
                    environ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"])
-    trace.secret(bearer)
+    secret(bearer)
     step = f"getting GitHub Actions' ID token for the {found.label}"
     response = http.call(session, "GET", url, step=step, timeout=settings.timeout,
                          params={"audience": FEDERATION_AUDIENCE},
@@ -320,7 +321,7 @@ def _federated_from_github(found: Identity, settings: Settings, environ: Mapping
                           f"(HTTP {response.status_code}); the job needs `permissions: "
                           "id-token: write`")
     value = str(http.json_of(response, "an ID token").get("value") or "")
-    trace.secret(value)
+    secret(value)
     if not value:
         raise HelperError(f"{found.label}: GitHub Actions answered without an ID token")
     return value
@@ -330,7 +331,7 @@ def _from_endpoint(found: Identity, settings: Settings, environ: Mapping[str, st
                    step: str) -> dict:
     import msal
 
-    from git_credential_pat.signin import _MsalHttp
+    from git_credential_pat.edges.signin import MsalHttp
 
     if found.client_id:
         chosen: msal.ManagedIdentity = msal.UserAssignedManagedIdentity(client_id=found.client_id)
@@ -346,10 +347,10 @@ def _from_endpoint(found: Identity, settings: Settings, environ: Mapping[str, st
     local.proxies = {}
     with local, _process_environ(environ):
         client = msal.ManagedIdentityClient(
-            chosen, http_client=_MsalHttp(local, settings.timeout, step), http_cache={},
+            chosen, http_client=MsalHttp(local, settings.timeout, step), http_cache={},
             token_cache=msal.TokenCache())
         try:
-            return client.acquire_token_for_client(resource=RESOURCE)
+            return client.acquire_token_for_client(resource=AZURE_DEVOPS_RESOURCE)
         except ValueError:  # msal found no JSON where the endpoint's answer should be
             raise HelperError(f"{found.label}: {found.source} did not answer like a "
                               "managed-identity endpoint") from None
@@ -426,11 +427,11 @@ def refused(found: Identity, result: Mapping[str, object]) -> HelperError:
         words, fix = known[code]
         return HelperError(f"{found.label}: {words} (AADSTS{code}); "
                            f"{fix.format(source=found.source)}")
-    from git_credential_pat.signin import _failure
+    from git_credential_pat.edges.signin import sign_in_failure
 
     hint = ("; check that the identity is assigned to this machine"
             if found.kind == MANAGED_IDENTITY else "")
-    return HelperError(f"{_failure(dict(result), f'the {found.label}')}{hint}")
+    return HelperError(f"{sign_in_failure(dict(result), f'the {found.label}')}{hint}")
 
 
 def _code_in(description: str) -> int | None:
