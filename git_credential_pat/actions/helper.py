@@ -90,7 +90,13 @@ def _get_azure(request: Message, context: OrgContext) -> Answer:
     if provided:
         return provided
     asked = request.get("username")
-    answer = _answer_from_store(request, context)
+    if context.settings.identity != "user":
+        # Service principals and managed identities cannot have PATs: the token is the answer.
+        from git_credential_pat.actions import mint
+
+        answer = mint.answer_token(context.identity_token())
+    else:
+        answer = _answer_from_store(request, context)
     return [("username", asked) if asked and key == "username" else (key, value)
             for key, value in answer]
 
@@ -184,6 +190,8 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
     The password must match: an erase for an old PAT never removes the newer one another
     process stored meanwhile.
     """
+    if policy.looks_like_access_token(request.get("password") or ""):
+        return []  # an access token is never stored, and cannot be revoked
     query = _erased(request, context.org)
     if not entries.matching(context.item(), query):
         return []
