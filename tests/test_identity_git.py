@@ -10,6 +10,7 @@ environment, so that the helper's child processes are seen too.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -236,3 +237,66 @@ def test_a_machine_without_a_keyring_never_needs_one(machine: Machine, azure: Fa
         "AZURE_CLIENT_ID": stranger.client_id, "AZURE_CLIENT_SECRET": "s"})
     assert refused.returncode != 0 and b"git-credential-pat:" not in refused.stderr
     assert not (keyring / "log").exists()
+
+
+# -- the commands people run ---------------------------------------------------------------
+
+
+def command(machine: Machine, *args: str, extra: dict[str, str]
+            ) -> subprocess.CompletedProcess[bytes]:
+    return machine.env.run("git-credential-pat", *args, extra_env=extra, check=False)
+
+
+def test_status_names_the_identity_without_the_network(
+        machine: Machine, azure: FakeAzure, contoso: Contoso, tmp_path: Path) -> None:
+    extra, client_id = identity_env("service principal with a secret", azure, contoso,
+                                    tmp_path / "platform")
+    done = command(machine, "status", extra=extra)
+    assert done.returncode == 0, done.stderr
+    described = (f"service principal {client_id} in tenant {contoso.tenant}, with the client "
+                 "secret in AZURE_CLIENT_SECRET")
+    assert f"all organizations: {described}" in done.stdout.decode()
+    report = json.loads(command(machine, "status", "--json", extra=extra).stdout)
+    assert report["identities"] == [{
+        "url": "https://dev.azure.com", "organization": None, "identity": "service-principal",
+        "description": described}]
+    assert azure.requests == []
+
+
+def test_doctor_gets_a_token_and_says_what_to_fix_when_it_cannot(
+        machine: Machine, azure: FakeAzure, contoso: Contoso, tmp_path: Path) -> None:
+    """On a CI machine with no keyring: the store is a warning, not a failure, for an
+    identity that does not need it."""
+    set_rules(use_failing_keyring(machine.env), "* * unavailable")
+    extra, client_id = identity_env("service principal with a secret", azure, contoso,
+                                    tmp_path / "platform")
+    healthy = command(machine, "doctor", "--json", extra=extra)
+    checks = {c["name"]: c for c in json.loads(healthy.stdout)["checks"]}
+    assert healthy.returncode == 0, checks
+    assert checks["store"]["level"] == "warn"
+    assert checks["identity all organizations"]["level"] == "ok"
+    assert "Entra gave it a token for Azure DevOps" in checks[
+        "identity all organizations"]["detail"]
+
+    broken = command(machine, "doctor", extra={**extra, "AZURE_CLIENT_SECRET": "wrong"})
+    assert broken.returncode == 1
+    text = broken.stdout.decode()
+    assert (f"identity all organizations  service principal {client_id} in tenant "
+            f"{contoso.tenant}: the client secret is wrong (AADSTS7000215)") in text
+    assert "fix: put the secret's value (not its ID) in AZURE_CLIENT_SECRET" in text
+
+
+def test_login_checks_the_identity_and_mints_nothing(
+        machine: Machine, azure: FakeAzure, contoso: Contoso, tmp_path: Path) -> None:
+    helped = command(machine, "login", "--help", extra={}).stdout.decode()
+    assert "credential.patIdentity" in helped and "workload-identity" in helped
+    extra, client_id = identity_env("managed identity on a VM", azure, contoso,
+                                    tmp_path / "platform")
+    done = command(machine, "login", "https://dev.azure.com/contoso", extra=extra)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().startswith(
+        "Set up for contoso: git gets Entra access tokens for Azure DevOps as the managed "
+        f"identity (client ID {client_id}), with the instance metadata service at 127.0.0.1 "
+        "(this one until ")
+    assert azure.pats == [] and stored_item(machine.env)["credentials"] == []
+    assert azure.authorize_count == 0
