@@ -300,3 +300,20 @@ def test_login_checks_the_identity_and_mints_nothing(
         "(this one until ")
     assert azure.pats == [] and stored_item(machine.env)["credentials"] == []
     assert azure.authorize_count == 0
+
+
+def test_with_an_identity_store_and_erase_keep_and_revoke_nothing(
+        machine: Machine, azure: FakeAzure, contoso: Contoso) -> None:
+    """Whatever git hands back (even a PAT another helper answered with) is not kept for an
+    organization a machine identity answers for, and erase revokes nothing."""
+    keyring = use_failing_keyring(machine.env)
+    set_rules(keyring, "* * unavailable")
+    pat = azure.issue_pat("contoso", ALICE)
+    request = (f"protocol=https\nhost=dev.azure.com\npath=contoso/proj/_git/repo\n"
+               f"username=me\npassword={pat.token}\n\n")
+    identity = {"GIT_CREDENTIAL_PAT_IDENTITY": "managed-identity"}
+    for action in ("store", "erase"):
+        done = machine.env.helper(action, request, extra_env=identity)
+        assert (done.returncode, done.stdout, done.stderr) == (0, b"", b""), action
+    assert not (keyring / "log").exists()
+    assert azure.live_pats() != [] and azure.requests == []

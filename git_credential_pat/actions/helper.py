@@ -90,7 +90,7 @@ def _get_azure(request: Message, context: OrgContext) -> Answer:
     if provided:
         return provided
     asked = request.get("username")
-    if context.settings.identity != "user":
+    if _machine(context):
         # Service principals and managed identities cannot have PATs: the token is the answer.
         from git_credential_pat.actions import mint
 
@@ -99,6 +99,12 @@ def _get_azure(request: Message, context: OrgContext) -> Answer:
         answer = _answer_from_store(request, context)
     return [("username", asked) if asked and key == "username" else (key, value)
             for key, value in answer]
+
+
+def _machine(context: OrgContext) -> bool:
+    """Whether a machine identity answers for this organization (`patIdentity`), in which
+    case nothing of it is ever stored: the store is not even opened."""
+    return context.settings.identity != "user"
 
 
 def _answer_from_store(request: Message, context: OrgContext) -> Answer:
@@ -125,10 +131,11 @@ def _store_azure(request: Message, context: OrgContext) -> Answer:
     password = request.get("password")
     if not password:
         return []
-    if (policy.provided_token(context.org, context.runtime.environ)
+    if (policy.provided_token(context.org, context.runtime.environ) or _machine(context)
             or policy.looks_like_access_token(password)):
         # Short-lived tokens are fetched afresh each time and kept nowhere; and while a token
-        # is provided, `get` answers with it rather than with whatever the cache holds.
+        # is provided or a machine identity answers, `get` answers with that rather than with
+        # whatever the cache holds.
         _uncache(request)
         return []
     now = context.now()
@@ -190,7 +197,7 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
     The password must match: an erase for an old PAT never removes the newer one another
     process stored meanwhile.
     """
-    if policy.looks_like_access_token(request.get("password") or ""):
+    if _machine(context) or policy.looks_like_access_token(request.get("password") or ""):
         return []  # an access token is never stored, and cannot be revoked
     query = _erased(request, context.org)
     if not entries.matching(context.item(), query):
