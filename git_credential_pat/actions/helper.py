@@ -90,7 +90,7 @@ def _get_azure(request: Message, context: OrgContext) -> Answer:
     if provided:
         return provided
     asked = request.get("username")
-    if _machine(context):
+    if policy.machine_identity(context.settings):
         # Service principals and managed identities cannot have PATs: the token is the answer.
         from git_credential_pat.actions import mint
 
@@ -99,12 +99,6 @@ def _get_azure(request: Message, context: OrgContext) -> Answer:
         answer = _answer_from_store(request, context)
     return [("username", asked) if asked and key == "username" else (key, value)
             for key, value in answer]
-
-
-def _machine(context: OrgContext) -> bool:
-    """Whether a machine identity answers for this organization (`patIdentity`), in which
-    case nothing of it is ever stored: the store is not even opened."""
-    return context.settings.identity != "user"
 
 
 def _answer_from_store(request: Message, context: OrgContext) -> Answer:
@@ -131,7 +125,8 @@ def _store_azure(request: Message, context: OrgContext) -> Answer:
     password = request.get("password")
     if not password:
         return []
-    if (policy.provided_token(context.org, context.runtime.environ) or _machine(context)
+    if (policy.provided_token(context.org, context.runtime.environ)
+            or policy.machine_identity(context.settings)
             or policy.looks_like_access_token(password)):
         # Short-lived tokens are fetched afresh each time and kept nowhere; and while a token
         # is provided or a machine identity answers, `get` answers with that rather than with
@@ -197,7 +192,8 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
     The password must match: an erase for an old PAT never removes the newer one another
     process stored meanwhile.
     """
-    if _machine(context) or policy.looks_like_access_token(request.get("password") or ""):
+    if (policy.machine_identity(context.settings)
+            or policy.looks_like_access_token(request.get("password") or "")):
         return []  # an access token is never stored, and cannot be revoked
     query = _erased(request, context.org)
     if not entries.matching(context.item(), query):

@@ -23,7 +23,7 @@ from git_credential_pat.actions.context import OrgContext, Runtime, StoredTokenC
 from git_credential_pat.commands import status
 from git_credential_pat.commands.output import Terminal, show, when
 from git_credential_pat.commands.targets import repo_orgs, stored_orgs
-from git_credential_pat.core import settings as settings_mod
+from git_credential_pat.core import policy, settings as settings_mod
 from git_credential_pat.core.constants import FILE_STORE_HINT, NAME, ORG_HOST, WARN_DAYS
 from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.remote import Org
@@ -162,7 +162,7 @@ def keyring(context: Checkup) -> Iterator[Check]:
         store = _bounded(lambda: _probe(context.runtime.store(settings)), PROBE_SECONDS)
     except HelperError as error:
         # A machine identity needs no store for Azure DevOps; other hosts' passwords still do.
-        level = "fail" if settings.identity == "user" else "warn"
+        level = "warn" if policy.machine_identity(settings) else "fail"
         yield Check("store", level, str(error),
                     f"unlock or start the keyring, or opt into the file store: {FILE_STORE_HINT}")
         return

@@ -54,7 +54,7 @@ def login(args: argparse.Namespace, term: Terminal) -> int:
     if args.device_code:
         overrides["flow"] = "device"
     target = resolve(Runtime(say=term.say), args.org_url, **overrides)
-    if target.settings.identity != "user":
+    if policy.machine_identity(target.settings):
         return _login_identity(target, term)
     current = policy.pick(target.item(), target.settings.account, target.now())
     try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from git_credential_pat.actions.context import Runtime
 from git_credential_pat.commands.output import Terminal, days_left, expiry_note, iso, show
 from git_credential_pat.commands.targets import main_store, repo_orgs, stored_orgs
-from git_credential_pat.core import entries
+from git_credential_pat.core import entries, policy
 from git_credential_pat.core.constants import NAME, ORG_HOST
 from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.remote import Org
@@ -75,7 +75,7 @@ def machine_identities(runtime: Runtime, orgs: list[Org]) -> list[IdentityStatus
     found: list[IdentityStatus] = []
     for url, org in [(base_url, None), *((o.url, o) for o in orgs)]:
         settings = runtime.settings(url)
-        if settings.identity == "user":
+        if not policy.machine_identity(settings):
             continue
         from git_credential_pat.edges import identity  # requests, only when it is used
 
