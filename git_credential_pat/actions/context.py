@@ -245,6 +245,21 @@ class OrgContext:
                     for_what=f"Azure DevOps organization {self.org.name}",
                     login_url=self.org.url)
 
+    def identity_token(self) -> AccessToken:
+        """An Entra access token for the machine identity `patIdentity` names: a service
+        principal, managed identity or federated workload, never a person, so nothing here
+        prompts or touches the store. A tenant nothing names is asked of the organization."""
+        from dataclasses import replace
+
+        from git_credential_pat.edges import identity, trace
+
+        session = self.http
+        found = identity.resolve(self.settings, self.runtime.environ)
+        if found.needs_tenant and not found.tenant:
+            found = replace(found, tenant=self.tenant(entries.load(None)))
+        trace.log(f"signing in as the {found.label}")
+        return identity.token(found, self.settings, self.runtime.environ, session)
+
     def pats(self, token: AccessToken) -> PatClient:
         from git_credential_pat.edges.patapi import PatClient
 

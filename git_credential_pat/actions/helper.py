@@ -98,7 +98,13 @@ def _get_azure(request: Message, context: OrgContext) -> Answer:
     if provided:
         return provided
     asked = request.get("username")
-    answer = _answer_from_store(request, context)
+    if policy.machine_identity(context.settings):
+        # Service principals and managed identities cannot have PATs: the token is the answer.
+        from git_credential_pat.actions import mint
+
+        answer = mint.answer_token(context.identity_token())
+    else:
+        answer = _answer_from_store(request, context)
     return [("username", asked) if asked and key == "username" else (key, value)
             for key, value in answer]
 
@@ -129,9 +135,11 @@ def _store_azure(request: Message, context: OrgContext) -> Answer:
     if not password:
         return []
     if (policy.provided_token(context.org, context.runtime.environ)
+            or policy.machine_identity(context.settings)
             or policy.looks_like_access_token(password)):
         # Short-lived tokens are fetched afresh each time and kept nowhere; and while a token
-        # is provided, `get` answers with it rather than with whatever the cache holds.
+        # is provided or a machine identity answers, `get` answers with that rather than with
+        # whatever the cache holds.
         _uncache(request)
         return []
     now = context.now()
@@ -193,6 +201,9 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
     The password must match: an erase for an old PAT never removes the newer one another
     process stored meanwhile.
     """
+    if (policy.machine_identity(context.settings)
+            or policy.looks_like_access_token(request.get("password") or "")):
+        return []  # an access token is never stored, and cannot be revoked
     query = _erased(request, context.org)
     if not entries.matching(context.item(ahead=True), query):
         return []

@@ -4,7 +4,8 @@ Each check says ok, warn or fail, and whatever is not ok says how to fix it. The
 the path a credential takes: git finds the helper, git config sends Azure DevOps URLs to it
 (and to nothing before it), the secret store answers without blocking, the sign-in cache is
 there, Entra ID and Azure DevOps are reachable through the proxy and CA git uses, the clock
-agrees with theirs, and no stored PAT is about to expire unnoticed.
+agrees with theirs, a machine identity (`patIdentity`) gets its token, and no stored PAT is
+about to expire unnoticed.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
-from git_credential_pat.actions.context import Runtime, StoredTokenCache
+from git_credential_pat.actions.context import OrgContext, Runtime, StoredTokenCache
 from git_credential_pat.commands import status
-from git_credential_pat.commands.output import Terminal, show
+from git_credential_pat.commands.output import Terminal, show, when
 from git_credential_pat.commands.targets import repo_orgs, stored_orgs
-from git_credential_pat.core import settings as settings_mod
+from git_credential_pat.core import policy, settings as settings_mod
 from git_credential_pat.core.constants import FILE_STORE_HINT, NAME, ORG_HOST, WARN_DAYS
 from git_credential_pat.core.errors import HelperError
+from git_credential_pat.core.remote import Org
 from git_credential_pat.edges import git, gitconfig
 
 TYPE_CHECKING = False
@@ -41,6 +43,7 @@ PROBE_SECONDS = 10.0
 NETWORK_SECONDS = 15.0
 SKEW_WARN, SKEW_FAIL = 60, 300  # seconds; Entra refuses tokens beyond about five minutes
 SAMPLE_URLS = (f"https://{ORG_HOST}/x", "https://x.visualstudio.com")
+DOCTOR_ORG = "git-credential-pat-doctor"  # an organization's name when none is known
 NETWORK_FIX = ("check the network, the proxy (git config http.proxy, or HTTPS_PROXY) and the CA "
                "(git config http.sslCAInfo): the helper uses what `git fetch` uses")
 
@@ -158,7 +161,9 @@ def keyring(context: Checkup) -> Iterator[Check]:
     try:
         store = _bounded(lambda: _probe(context.runtime.store(settings)), PROBE_SECONDS)
     except HelperError as error:
-        yield Check("store", "fail", str(error),
+        # A machine identity needs no store for Azure DevOps; other hosts' passwords still do.
+        level = "warn" if policy.machine_identity(settings) else "fail"
+        yield Check("store", level, str(error),
                     f"unlock or start the keyring, or opt into the file store: {FILE_STORE_HINT}")
         return
     context.store = store
@@ -226,7 +231,7 @@ def token_cache(context: Checkup) -> Iterator[Check]:
 
 def network(context: Checkup) -> Iterator[Check]:
     known = repo_orgs() or (stored_orgs(context.store) if context.store else [])
-    org = known[0].name if known else "git-credential-pat-doctor"  # any answer will do
+    org = known[0].name if known else DOCTOR_ORG  # any answer will do
     authority = context.settings.authority_host.rstrip("/")
     yield _reach(context, f"{authority}/organizations/v2.0/.well-known/openid-configuration")
     yield _reach(context, f"https://{ORG_HOST}/{org}")
@@ -291,6 +296,44 @@ def clock(context: Checkup) -> Iterator[Check]:
         yield Check("clock", "ok", detail)
 
 
+# -- machine identities ----------------------------------------------------------------------
+
+def identities(context: Checkup) -> Iterator[Check]:
+    """For each machine identity `patIdentity` names: who it is, and whether Entra (or the
+    machine's endpoint) gives it a token for Azure DevOps, the way `get` would ask."""
+    known = repo_orgs() or (stored_orgs(context.store) if context.store else [])
+    for machine in status.machine_identities(context.runtime, known):
+        yield _identity_check(context, machine, machine.org or (known[0] if known else None))
+
+
+def _identity_check(context: Checkup, machine: status.IdentityStatus, org: Org | None) -> Check:
+    from git_credential_pat.edges import identity
+
+    name = f"identity {machine.name}"
+    runtime = context.runtime
+    try:
+        found = identity.resolve(machine.settings, runtime.environ)
+    except HelperError as error:
+        return _failed(name, error)
+    if org is None and found.needs_tenant and not found.tenant:
+        return Check(name, "warn", f"{machine.description}; not checked: its tenant comes from "
+                     "the organization", "run doctor inside a clone, or set AZURE_TENANT_ID")
+    settings = machine.settings
+    where = OrgContext(runtime, org or Org(DOCTOR_ORG), settings, runtime.store(settings))
+    try:
+        token = where.identity_token()
+    except HelperError as error:
+        return _failed(name, error)
+    return Check(name, "ok", f"{machine.description}: Entra gave it a token for Azure DevOps, "
+                 f"valid until {when(token.expires_on)}")
+
+
+def _failed(name: str, error: HelperError) -> Check:
+    """The error's own fix, the part after its last semicolon, goes on the fix line."""
+    detail, _, fix = str(error).rpartition("; ")
+    return Check(name, "fail", detail or fix, fix if detail else "")
+
+
 # -- the PATs ----------------------------------------------------------------------------------
 
 def expiring(context: Checkup) -> Iterator[Check]:
@@ -308,5 +351,5 @@ def expiring(context: Checkup) -> Iterator[Check]:
 
 CHECKS: tuple[Callable[[Checkup], Iterator[Check]], ...] = (
     git_version, helper_on_path, helpers, use_http_path, keyring, token_cache, network, clock,
-    expiring,
+    identities, expiring,
 )

@@ -141,7 +141,15 @@ COMMANDS: tuple[Command, ...] = (
             "--lifespan 90", _login_arguments,
             "Reuses the stored PAT when it already has the scope and lifespan asked for, so\n"
             "scripts and IDE start-up tasks can run it every time. Signs in even when\n"
-            "credential.patInteractive is never."),
+            "credential.patInteractive is never.\n\n"
+            "Machines sign in as themselves: with credential.patIdentity (or\n"
+            "GIT_CREDENTIAL_PAT_IDENTITY) set to service-principal, managed-identity or\n"
+            "workload-identity, git gets that identity's Entra access token on every request\n"
+            "and no PAT is minted (those identities cannot have one). Their details come\n"
+            "from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,\n"
+            "AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE, GitHub Actions' OIDC\n"
+            "variables, or the machine's managed-identity endpoint; login then only checks\n"
+            "that a token can be had."),
     Command("status", "status:run", "each organization's account, PAT scope and expiry, store, "
             "and whether git uses the helper (no network)",
             "git credential-pat status\ngit credential-pat status --json | jq .", _json),

@@ -54,6 +54,8 @@ def login(args: argparse.Namespace, term: Terminal) -> int:
     if args.device_code:
         overrides["flow"] = "device"
     target = resolve(Runtime(say=term.say), args.org_url, **overrides)
+    if policy.machine_identity(target.settings):
+        return _login_identity(target, term)
     current = policy.pick(target.item(), target.settings.account, target.now())
     try:
         if current and _fits(current, target, args):
@@ -69,6 +71,21 @@ def login(args: argparse.Namespace, term: Terminal) -> int:
                           "and no terminal (or GIT_TERMINAL_PROMPT=0); run this in a terminal, "
                           "with --device-code to sign in on another device") from None
     _report_login(target, dict(answer), term)
+    return 0
+
+
+def _login_identity(target: OrgContext, term: Terminal) -> int:
+    """A machine identity has no PAT to mint and nobody to sign in: check that it gets its
+    token, exactly as `get` will ask for it."""
+    from git_credential_pat.edges import identity
+
+    with term.progress(f"Getting a token for {target.org.name}"):
+        token = target.identity_token()
+    who = identity.describe(target.settings, target.runtime.environ)
+    term.line(f"Set up for {target.org.name}: git gets Entra access tokens for Azure DevOps as "
+              f"the {show(who)} (this one until {when(token.expires_on)}). No PAT: service "
+              "principals and managed identities cannot have one, so git gets a fresh token on "
+              "every request.")
     return 0
 
 

@@ -11,15 +11,17 @@ from dataclasses import dataclass
 
 from git_credential_pat.actions.context import Runtime
 from git_credential_pat.commands.output import Terminal, days_left, expiry_note, iso, show
-from git_credential_pat.commands.targets import main_store, stored_orgs
-from git_credential_pat.core import entries
+from git_credential_pat.commands.targets import main_store, repo_orgs, stored_orgs
+from git_credential_pat.core import entries, policy
 from git_credential_pat.core.constants import NAME, ORG_HOST
+from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.remote import Org
 from git_credential_pat.edges import gitconfig
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from git_credential_pat.core.entries import Entry, Item
+    from git_credential_pat.core.settings import Settings
     from git_credential_pat.edges.store import SecretStore
 
 
@@ -45,6 +47,43 @@ class OrgStatus:
             "level": self.level, "note": self.note, "helpers": self.helpers,
             "git_uses_helper": git_uses_helper(self.helpers),
         }
+
+
+@dataclass
+class IdentityStatus:
+    """A machine identity that answers for Azure DevOps instead of PATs: for every
+    organization (`org` None), or for one whose own settings name another."""
+
+    url: str
+    org: Org | None
+    settings: Settings
+    description: str
+
+    @property
+    def name(self) -> str:
+        return self.org.name if self.org else "all organizations"
+
+    def as_json(self) -> dict[str, object]:
+        return {"url": self.url, "organization": self.org.name if self.org else None,
+                "identity": self.settings.identity, "description": self.description}
+
+
+def machine_identities(runtime: Runtime, orgs: list[Org]) -> list[IdentityStatus]:
+    """Where `get` answers with a machine identity's access token, read offline from settings
+    and environment: for all organizations, and for each of `orgs` that differs."""
+    base_url = f"https://{ORG_HOST}"
+    found: list[IdentityStatus] = []
+    for url, org in [(base_url, None), *((o.url, o) for o in orgs)]:
+        settings = runtime.settings(url)
+        if not policy.machine_identity(settings):
+            continue
+        from git_credential_pat.edges import identity  # requests, only when it is used
+
+        row = IdentityStatus(url, org, settings, identity.describe(settings, runtime.environ))
+        same_as_all = found and found[0].org is None and row.description == found[0].description
+        if not same_as_all:
+            found.append(row)
+    return found
 
 
 def is_ours(helper: str) -> bool:
@@ -106,21 +145,44 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     runtime = Runtime(say=term.say)
     store = main_store(runtime)
     now = runtime.clock()
-    rows = collect(store, now)
+    machines = machine_identities(runtime, repo_orgs())
+    try:
+        rows = collect(store, now)
+    except HelperError as error:
+        if not machines:
+            raise
+        rows, unusable = [], f"not usable ({error}); machine identities do not need it"
+    else:
+        unusable = ""
     if args.json:
-        term.json({"store": store.description, "organizations": [r.as_json(now) for r in rows]})
+        term.json({"store": store.description, "store_error": unusable or None,
+                   "organizations": [r.as_json(now) for r in rows],
+                   "identities": [m.as_json() for m in machines]})
         return 0
-    if not rows:
+    _print_identities(machines, term)
+    if machines and rows:
+        term.line("")
+    if not rows and not machines:
         term.line("No Azure DevOps organization is stored yet. A clone signs in, or run: "
                   f"git credential-pat login https://{ORG_HOST}/ORG")
         return 0
-    term.table(
-        ("ORGANIZATION", "ACCOUNT", "SCOPE", "PAT", "GIT USES HELPER"),
-        [(r.org.name, r.account or "-", r.scope or "-", r.note, git_note(r.helpers)) for r in rows],
-        [("", "", "", r.level, "" if git_uses_helper(r.helpers) else "warn") for r in rows])
-    term.line(f"\nStored in: {store.description}")
+    if rows:
+        term.table(
+            ("ORGANIZATION", "ACCOUNT", "SCOPE", "PAT", "GIT USES HELPER"),
+            [(r.org.name, r.account or "-", r.scope or "-", r.note, git_note(r.helpers))
+             for r in rows],
+            [("", "", "", r.level, "" if git_uses_helper(r.helpers) else "warn") for r in rows])
+    term.line(f"\nStored in: {unusable or store.description}")
     if any(not git_uses_helper(r.helpers) for r in rows):
         term.line("git does not ask git-credential-pat first for some of these; "
                   "run: git credential-pat configure")
     return 0
 
+
+def _print_identities(machines: list[IdentityStatus], term: Terminal) -> None:
+    if not machines:
+        return
+    term.line("Machine identities (git gets an Entra access token on every request; no PAT is "
+              "minted or stored):")
+    for machine in machines:
+        term.line(f"  {machine.name}: {show(machine.description)}")

@@ -1,8 +1,9 @@
 """The helper's decisions for Azure DevOps, as plain functions of the stored item and the clock.
 
 Which stored PAT serves an account, whether it is due for rotation, whether revoking old PATs
-is owed, when a refusal from the PAT API means "answer with the access token instead", and how
-a lifespan refused by policy is shortened. Everything with a side effect is the actions' job.
+is owed, when a refusal from the PAT API means "answer with the access token instead", how
+a lifespan refused by policy is shortened, and whether a machine identity answers instead.
+Everything with a side effect is the actions' job.
 """
 
 from __future__ import annotations
@@ -105,6 +106,13 @@ def provided_token(org: Org, environ: Mapping[str, str]) -> Answer:
     if environ.get("AZURE_DEVOPS_EXT_PAT"):
         return [("username", "pat"), ("password", environ["AZURE_DEVOPS_EXT_PAT"])]
     return []
+
+
+def machine_identity(settings: Settings) -> bool:
+    """Whether a machine identity (`patIdentity`: a service principal, managed identity or
+    federated workload) answers instead of a person's PATs. It cannot have a PAT, so for it
+    nothing is minted, stored or revoked, and the store is not even opened."""
+    return settings.identity != "user"
 
 
 def looks_like_access_token(password: str) -> bool:

@@ -101,6 +101,29 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trace", "", _text,
             "1 or stderr traces to stderr; an absolute path appends to that file. "
             "Secrets are always redacted."),
+    Setting("identity", "user", _choice("user", "service-principal", "managed-identity",
+                                        "workload-identity"),
+            "Who signs in: user (a person; PATs), or, for automation, service-principal, "
+            "managed-identity or workload-identity, which answer git with an Entra access "
+            "token and never mint a PAT."),
+    Setting("identity_client_id", "", _text,
+            "The client ID of the service principal, workload identity or user-assigned "
+            "managed identity; by default AZURE_CLIENT_ID."),
+    Setting("identity_object_id", "", _text,
+            "A user-assigned managed identity chosen by its object (principal) ID."),
+    Setting("identity_resource_id", "", _text,
+            "A user-assigned managed identity chosen by its Azure resource ID."),
+    Setting("identity_secret_env", "AZURE_CLIENT_SECRET", _text,
+            "The environment variable that holds the service principal's client secret."),
+    Setting("identity_secret_file", "", _path,
+            "A file that holds the service principal's client secret (wins over the "
+            "variable). Secrets never go in git config."),
+    Setting("identity_certificate", "", _path,
+            "A PEM file with the service principal's private key and certificate; by default "
+            "AZURE_CLIENT_CERTIFICATE_PATH, its password in AZURE_CLIENT_CERTIFICATE_PASSWORD."),
+    Setting("identity_token_file", "", _path,
+            "The workload identity's federated token file; by default "
+            "AZURE_FEDERATED_TOKEN_FILE, else GitHub Actions' OIDC token."),
 )
 _BY_CONFIG_KEY = {s.config_key.lower(): s for s in SETTINGS}
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -129,6 +152,14 @@ class Settings:
     git_timeout: float
     signin_timeout: float
     trace: str
+    identity: str
+    identity_client_id: str
+    identity_object_id: str
+    identity_resource_id: str
+    identity_secret_env: str
+    identity_secret_file: str
+    identity_certificate: str
+    identity_token_file: str
     proxy: str = ""
     ca_file: str = ""
     ssl_verify: bool = True

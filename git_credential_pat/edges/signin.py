@@ -65,7 +65,7 @@ class _TraceHandler(logging.Handler):
         trace.log(f"msal: {record.getMessage()}")
 
 
-def _route_msal_logs() -> None:
+def route_msal_logs() -> None:
     logger = logging.getLogger("msal")
     if not any(isinstance(h, _TraceHandler) for h in logger.handlers):
         logger.addHandler(_TraceHandler(logging.INFO))
@@ -113,7 +113,7 @@ class SignIn:
 
     def __init__(self, settings: Settings, session: requests.Session, cache: TokenCacheStorage,
                  prompt: Prompt, environ: Mapping[str, str] | None = None) -> None:
-        _route_msal_logs()
+        route_msal_logs()
         self.settings = settings
         self.session = session
         self.prompt = prompt
@@ -168,7 +168,7 @@ class SignIn:
 
     def _app(self, tenant: str, broker: bool, step: str) -> msal.PublicClientApplication:
         authority = f"{self.settings.authority_host.rstrip('/')}/{tenant}"
-        client = _MsalHttp(self.session, self.settings.timeout, step)
+        client = MsalHttp(self.session, self.settings.timeout, step)
         try:
             return msal.PublicClientApplication(
                 self.settings.client_id, authority=authority, http_client=client,
@@ -226,7 +226,7 @@ class SignIn:
     def _device(self, app: msal.PublicClientApplication, account: str, for_what: str) -> dict:
         flow = app.initiate_device_flow(scopes=SCOPES)
         if "user_code" not in flow:
-            raise _failure(flow, for_what)
+            raise sign_in_failure(flow, for_what)
         secret(flow.get("device_code"))
         self.prompt.say(f"to sign in for {for_what}{f' as {account}' if account else ''}: "
                         f"{printable(flow['message'])}")
@@ -241,7 +241,7 @@ class SignIn:
         for key in ("access_token", "refresh_token", "id_token"):
             secret(result.get(key))
         if "access_token" not in result:
-            raise _failure(result, for_what)
+            raise sign_in_failure(result, for_what)
         claims = result.get("id_token_claims") or {}
         return AccessToken(
             token=result["access_token"],
@@ -276,7 +276,7 @@ class SignIn:
         return sorted({e.get("username", "") for e in chosen} - {""})
 
 
-class _MsalHttp:
+class MsalHttp:
     """The HTTP client msal gets: each request goes through `http.call`, so sign-in rides out
     throttling, 5xx bursts and dropped connections within the time budget like every other
     request (msal itself retries nothing), and then fails with one line naming the step."""
@@ -309,7 +309,7 @@ def _belongs(entry: Mapping[str, str], tenant: str) -> bool:
     return "." in tenant and entry.get("username", "").lower().endswith(f"@{tenant}")
 
 
-def _failure(result: dict, for_what: str) -> HelperError:
+def sign_in_failure(result: dict, for_what: str) -> HelperError:
     """msal's error dict as one line: the error code and the first line of its description,
     where Entra puts the AADSTS code people search for, without the trace and correlation IDs
     that follow it."""

@@ -29,6 +29,7 @@ SERVER_NAMES: tuple[str, ...] = (
     "*.vssps.visualstudio.com",
     "app.vssps.visualstudio.com",
     "login.microsoftonline.com",
+    "*.actions.githubusercontent.com",
     "localhost",
 )
 SERVER_IPS: tuple[str, ...] = ("127.0.0.1",)

@@ -12,7 +12,9 @@ makes the fake answer those with another status, for clients that must cope with
 fractional digits, trailing zeros dropped, `Z`).
 
 Callers are authenticated with Entra access tokens for the Azure DevOps resource whose tenant
-owns the organization; a PAT is refused with 401, as the real API refuses PATs.
+owns the organization; a PAT is refused with 401, as the real API refuses PATs, and an
+application's own token (a service principal's or managed identity's) with 403: only users
+have PATs. Git and the probe accept those tokens like a user's.
 """
 
 from __future__ import annotations
@@ -326,6 +328,12 @@ class DevOps:
             response.credential = seen.kind
             return response
         assert seen.token is not None
+        if seen.token.app:
+            response = vss_error("TF400813: Service principals and managed identities cannot "
+                                 "manage personal access tokens; the PAT lifecycle API needs a "
+                                 "user's token.", "UnauthorizedRequestException", 403)
+            response.credential, response.user = "entra", seen.token.upn
+            return response
         caller = Caller("entra", seen.token.upn, token=seen.token)
         allowed = PAT_READ_SCOPES if req.method == "GET" else PAT_WRITE_SCOPES
         if not allowed & set(seen.token.scopes):

@@ -16,6 +16,12 @@ What msal 1.39 sends and reads (from its source, `msal/oauth2cli/*.py`, `msal/au
   public clients since 1.38), builds the account from `client_info` (uid/utid) and only
   creates an account record when `client_info` is present, which it asks for with
   `client_info=1` in every token request body.
+* Applications signing in as themselves (`ConfidentialClientApplication.acquire_token_for_client`)
+  use the `client_credentials` grant with `scope={resource}/.default` and either
+  `client_secret` or `client_assertion_type=...jwt-bearer` plus `client_assertion`: a JWT
+  signed with a registered certificate's key (iss = sub = client ID, aud = the token
+  endpoint, `x5t#S256` in the header), or a federated token from an issuer the application
+  trusts. The answer has no refresh or ID token; the access token carries `idtyp: app`.
 
 Errors follow Entra's shape: HTTP 400, `error`, `error_description` starting with an AADSTS
 code, `error_codes`, `timestamp`, `trace_id`, `correlation_id`, `error_uri`.
@@ -23,7 +29,6 @@ code, `error_codes`, `timestamp`, `trace_id`, `correlation_id`, `error_uri`.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
 import json
@@ -34,6 +39,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from tests.fakeazure import tokens
 from tests.fakeazure.state import (
     ACCESS_TOKEN_LIFETIME,
     ADO_RESOURCE,
@@ -45,6 +51,7 @@ from tests.fakeazure.state import (
     META_TENANTS,
     REFRESH_TOKEN_IDLE_LIFETIME,
     AccessTokenRecord,
+    App,
     AuthCode,
     DeviceCode,
     RefreshTokenRecord,
@@ -52,17 +59,23 @@ from tests.fakeazure.state import (
     User,
     new_guid,
 )
+from tests.fakeazure.tokens import b64url
 from tests.fakeazure.web import Request, Response, json_response, text_response
 
 BASE = f"https://{LOGIN_HOST}"
 MSA_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+CLIENT_CREDENTIALS = "client_credentials"
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 GRANT_NAMES = {
     "authorization_code": "authorization_code",
     "refresh_token": "refresh_token",
     DEVICE_CODE_GRANT: "device_code",
+    CLIENT_CREDENTIALS: CLIENT_CREDENTIALS,
 }
+# Leeway Entra allows on an assertion's nbf and exp.
+CLOCK_SKEW = 300
 _LOOPBACK_REDIRECT = re.compile(r"http://localhost:(\d{1,5})/?\Z")
 _ROUTE = re.compile(r"/(?P<tenant>[^/]+)/(?P<rest>.*)\Z")
 
@@ -89,10 +102,6 @@ class OAuthError(Exception):
             "correlation_id": correlation,
             "error_uri": f"{BASE}/error?code={self.code}",
         }, self.status)
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def make_jwt(claims: dict[str, object]) -> str:
@@ -390,8 +399,11 @@ class Entra:
         try:
             tenant = self.tenant_path(req)
             self.require_tenant(tenant)
-            self.require_client(form.get("client_id", ""))
-            if grant == "authorization_code":
+            if grant != CLIENT_CREDENTIALS:
+                self.require_client(form.get("client_id", ""))
+            if grant == CLIENT_CREDENTIALS:
+                body = self.redeem_client_credentials(form, tenant)
+            elif grant == "authorization_code":
                 body = self.redeem_code(form, tenant)
             elif grant == "refresh_token":
                 body = self.redeem_refresh_token(form, tenant)
@@ -499,7 +511,148 @@ class Entra:
         return self.issue(user, device.client_id, " ".join(device.scopes), device.tenant_path,
                           nonce=None, want_client_info=form.get("client_info") == "1")
 
+    def redeem_client_credentials(self, form: dict[str, str], tenant: str) -> dict[str, object]:
+        """An application signs in as itself: the registered application must live in the
+        tenant asked for, prove itself with a live secret or a valid assertion, and ask for
+        one resource's `.default`."""
+        if tenant.lower() in META_TENANTS:
+            raise OAuthError("invalid_request", 50059, "No tenant-identifying information "
+                             "found in either the request or implied by any provided "
+                             "credentials.")
+        client_id = form.get("client_id", "")
+        app = self.state.app(client_id)
+        if app is None or app.tenant != tenant.lower():
+            raise OAuthError("unauthorized_client", 700016, f"Application with identifier "
+                             f"'{client_id}' was not found in the directory '{tenant}'. This "
+                             "can happen if the application has not been installed by the "
+                             "administrator of the tenant or consented to by any user in the "
+                             "tenant. You may have sent your authentication request to the "
+                             "wrong tenant.")
+        _, resource, names, _ = parse_scopes(form.get("scope", ""))
+        if names != (".default",):
+            raise OAuthError("invalid_scope", 1002012, f"The provided value for scope "
+                             f"{form.get('scope', '')} is not valid. Client credential flows "
+                             "must have a scope value with /.default suffixed to the resource "
+                             "identifier (application ID URI).")
+        if "client_secret" in form:
+            self.check_secret(app, form["client_secret"])
+        elif form.get("client_assertion"):
+            if form.get("client_assertion_type") != JWT_BEARER:
+                raise OAuthError("invalid_request", 50027, "Invalid client_assertion_type.")
+            self.check_assertion(app, form["client_assertion"], tenant)
+        else:
+            raise OAuthError("invalid_client", 7000218, "The request body must contain the "
+                             "following parameter: 'client_assertion' or 'client_secret'.", 401)
+        record = self.mint_app_token(app, resource)
+        return {"token_type": "Bearer", "expires_in": ACCESS_TOKEN_LIFETIME,
+                "ext_expires_in": ACCESS_TOKEN_LIFETIME, "access_token": record.token}
+
+    def check_secret(self, app: App, secret: str) -> None:
+        with self.state.lock:
+            expires = next((until for value, until in app.secrets.items()
+                            if secrets.compare_digest(value, secret)), None)
+        if expires is None:
+            raise OAuthError("invalid_client", 7000215, "Invalid client secret provided. "
+                             "Ensure the secret being sent in the request is the client secret "
+                             "value, not the client secret ID, for a secret added to app "
+                             f"'{app.client_id}'.", 401)
+        if self.state.now() >= expires:
+            raise OAuthError("invalid_client", 7000222, "The provided client secret keys for "
+                             f"app '{app.client_id}' are expired. Visit the Azure portal to "
+                             "create new keys for your app.", 401)
+
+    def check_assertion(self, app: App, assertion: str, tenant: str) -> None:
+        """A certificate's assertion names the application as its issuer; anything else is a
+        federated token, judged by the application's federated credentials."""
+        try:
+            jwt = tokens.decode(assertion)
+        except tokens.BadJwt:
+            raise OAuthError("invalid_client", 50027, "JWT token is invalid or malformed.",
+                             401) from None
+        if jwt.claims.get("iss") == app.client_id:
+            self.check_certificate_assertion(app, jwt, tenant)
+        else:
+            self.check_federated_assertion(app, jwt)
+        self.check_lifetime(jwt)
+
+    def check_certificate_assertion(self, app: App, jwt: tokens.Jwt, tenant: str) -> None:
+        with self.state.lock:
+            registered = list(app.certificates)
+        # Unpadded base64url, as RFC 7515 says; msal sends it padded.
+        named = {str(jwt.header[name]).rstrip("=") for name in ("x5t#S256", "x5t")
+                 if name in jwt.header}
+        cert = next((der for der in registered if named & set(tokens.thumbprints(der))), None)
+        if cert is None:
+            raise OAuthError("invalid_client", 700027, "The certificate with identifier used "
+                             "to sign the client assertion is not registered on application.",
+                             401)
+        if not tokens.verify(jwt, tokens.certificate_key(cert)):
+            raise OAuthError("invalid_client", 700027, "Client assertion failed signature "
+                             "validation.", 401)
+        if jwt.claims.get("sub") != app.client_id:
+            raise OAuthError("invalid_client", 700021, "Client assertion application "
+                             "identifier doesn't match 'client_id' parameter.", 401)
+        endpoints = {f"{BASE}/{name}/oauth2/v2.0/token".lower() for name in (tenant, app.tenant)}
+        if str(jwt.claims.get("aud", "")).lower() not in endpoints:
+            raise OAuthError("invalid_client", 700023, "Client assertion audience claim does "
+                             "not match Realm issuer.", 401)
+
+    def check_federated_assertion(self, app: App, jwt: tokens.Jwt) -> None:
+        issuer, subject = str(jwt.claims.get("iss", "")), str(jwt.claims.get("sub", ""))
+        audience = jwt.claims.get("aud")
+        audiences = set(audience) if isinstance(audience, list) else {audience}
+        with self.state.lock:
+            trusted = [f for f in app.federated if f.issuer == issuer]
+            known = self.state.issuers.get(issuer)
+        key = known.public_key if known and known.kid == jwt.header.get("kid") else None
+        if not trusted:
+            raise OAuthError("invalid_client", 700211, "No matching federated identity record "
+                             f"found for presented assertion issuer '{issuer}'. Please check "
+                             "your federated identity credential Subject, Audience and Issuer "
+                             "against the presented assertion.", 401)
+        if key is None or not tokens.verify(jwt, key):
+            raise OAuthError("invalid_client", 700027, "Client assertion failed signature "
+                             "validation.", 401)
+        if not any(f.audience in audiences for f in trusted):
+            raise OAuthError("invalid_client", 700212, "No matching federated identity record "
+                             f"found for presented assertion audience '{audience}'.", 401)
+        if not any(f.subject == subject for f in trusted):
+            raise OAuthError("invalid_client", 700213, "No matching federated identity record "
+                             f"found for presented assertion subject '{subject}'. Please check "
+                             "your federated identity credential Subject, Audience and Issuer "
+                             "against the presented assertion.", 401)
+
+    def check_lifetime(self, jwt: tokens.Jwt) -> None:
+        now = self.state.now()
+        try:
+            expires, starts = float(jwt.claims["exp"]), float(jwt.claims.get("nbf", 0))  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            raise OAuthError("invalid_client", 50027, "JWT token is invalid or malformed.",
+                             401) from None
+        if now >= expires + CLOCK_SKEW or now + CLOCK_SKEW < starts:
+            raise OAuthError("invalid_client", 700024, "Client assertion is not within its "
+                             f"valid time range. Current time: {_iso(now)}, assertion valid "
+                             f"from {_iso(starts)}, expiry time of assertion {_iso(expires)}.",
+                             401)
+
     # -- issuing -----------------------------------------------------------------------------
+
+    def mint_app_token(self, app: App, resource: str) -> AccessTokenRecord:
+        """An application's own access token: no user, the application's object ID."""
+        now = self.state.now()
+        claims = {
+            "aud": resource, "iss": f"https://sts.windows.net/{app.tenant}/", "iat": int(now),
+            "nbf": int(now), "exp": int(now) + ACCESS_TOKEN_LIFETIME, "appid": app.client_id,
+            "idtyp": "app", "oid": app.object_id, "sub": app.object_id, "tid": app.tenant,
+            "ver": "1.0", "uti": secrets.token_urlsafe(16),
+        }
+        record = AccessTokenRecord(
+            token=make_jwt(claims), upn=app.client_id, tenant=app.tenant, audience=resource,
+            scopes=(".default",), client_id=app.client_id, issued_at=now,
+            expires_at=now + ACCESS_TOKEN_LIFETIME, app=True)
+        with self.state.lock:
+            self.state.access_tokens[record.token] = record
+        return record
 
     def issue(self, user: User, client_id: str, scope: str, tenant_path: str, *,
               nonce: str | None, want_client_info: bool) -> dict[str, object]:
@@ -572,6 +725,10 @@ class Entra:
 def client_info(user: User) -> str:
     return b64url(json.dumps({"uid": user.oid, "utid": user.tenant},
                              separators=(",", ":")).encode())
+
+
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 def _stamp(when: float) -> str:

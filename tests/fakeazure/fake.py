@@ -12,11 +12,17 @@ every TLS check, redirect and proxy code path in the client is exercised as in p
         env = fake.with_client_env(os.environ, browser=True)
         # ... run git / the helper with env; then inspect fake.pats, fake.requests ...
 
+Machines with no person sign in as applications: `add_service_principal` (a secret,
+`add_certificate`, or `add_federated_credential` with an `issuer` such as an AKS cluster's or
+`github_actions`'), or `add_managed_identity` with `managed_identity_env` for the machine's
+endpoint (App Service's or the VM's IMDS shape, on loopback).
+
 One instance per test session is enough: `reset()` forgets everything except the servers.
 """
 
 from __future__ import annotations
 
+import secrets
 import shlex
 import shutil
 import sys
@@ -31,14 +37,25 @@ from tests.fakeazure.ca import CertFiles, make_certificates
 from tests.fakeazure.devops import DevOps, new_pat_token
 from tests.fakeazure.entra import Entra
 from tests.fakeazure.githttp import GitHttp, create_repo
+from tests.fakeazure.identities import (
+    ACTIONS_HOST_SUFFIX,
+    ACTIONS_ISSUER,
+    APP_SERVICE_PATH,
+    ActionsOidc,
+    IdentityEndpoint,
+)
 from tests.fakeazure.proxy import ConnectProxy
 from tests.fakeazure.server import FakeServer, Route
 from tests.fakeazure.state import (
     ADO_RESOURCE,
     DAY,
+    FEDERATION_AUDIENCE,
     LOGIN_HOST,
     MSA_ORG_TENANT,
+    App,
     Fault,
+    FederatedCredential,
+    IdentityHost,
     Org,
     PatRecord,
     Policy,
@@ -47,6 +64,7 @@ from tests.fakeazure.state import (
     User,
     new_guid,
 )
+from tests.fakeazure.tokens import ClientCertificate, Issuer, make_client_certificate
 from tests.fakeazure.web import Request
 
 if TYPE_CHECKING:
@@ -67,6 +85,7 @@ class FakeAzure:
         self.state = State()
         self.certs: CertFiles | None = None
         self.server: FakeServer | None = None
+        self.identity_server: FakeServer | None = None
         self.proxy: ConnectProxy | None = None
         self.repos_root = self.workdir / "repos"
         self.browser_log = self.workdir / "browser.log"
@@ -74,6 +93,8 @@ class FakeAzure:
         self._git = GitHttp(self.state, self.repos_root, self.workdir, self.backend_log)
         self._entra = Entra(self.state)
         self._devops = DevOps(self.state, self._git.route)
+        self._identity = IdentityEndpoint(self.state, self._entra)
+        self._actions = ActionsOidc(self.state)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -84,6 +105,8 @@ class FakeAzure:
         self.certs = make_certificates(self.workdir / "certs")
         self.server = FakeServer(self.certs, self.state, self._route)
         self.server.start()
+        self.identity_server = FakeServer(None, self.state, self._identity.route)
+        self.identity_server.start()
         self.proxy = ConnectProxy(self.server.port)
         return self
 
@@ -91,8 +114,9 @@ class FakeAzure:
         """Stop the proxy and the server and every connection thread they started."""
         if self.proxy:
             self.proxy.close()
-        if self.server:
-            self.server.stop()
+        for server in (self.server, self.identity_server):
+            if server:
+                server.stop()
 
     def __enter__(self) -> FakeAzure:
         return self.start() if self.server is None else self
@@ -115,6 +139,8 @@ class FakeAzure:
     def _route(self, req: Request) -> Route | None:
         if req.host == LOGIN_HOST:
             return self._entra.route(req)
+        if req.host.endswith(ACTIONS_HOST_SUFFIX):
+            return self._actions.route(req)
         return self._devops.route(req)
 
     # -- how clients reach it ----------------------------------------------------------------
@@ -253,6 +279,110 @@ class FakeAzure:
         with self.state.lock:
             found.policy = Policy(disable_creation, max_lifespan_days, forbid_full_scope,
                                   forbid_global)
+
+    # -- applications and machines -----------------------------------------------------------
+
+    def add_service_principal(self, tenant: str, name: str = "build", *,
+                              secret: str | None = None, secret_days: float = 365) -> App:
+        """An app registration with its service principal in `tenant`, optionally with a
+        client secret valid for `secret_days` (negative: expired that long ago)."""
+        app = App(client_id=new_guid(), tenant=tenant.lower(), object_id=new_guid(), name=name)
+        with self.state.lock:
+            self.state.tenants.add(app.tenant)
+            self.state.apps[app.client_id] = app
+        if secret is not None:
+            self.add_client_secret(app.client_id, secret, secret_days)
+        return app
+
+    def add_client_secret(self, client_id: str, secret: str, days: float = 365) -> None:
+        app = self._app(client_id)
+        with self.state.lock:
+            app.secrets[secret] = self.now() + days * DAY
+
+    def add_certificate(self, client_id: str, pem: Path, passphrase: str = ""
+                        ) -> ClientCertificate:
+        """A new certificate registered on the application; its key and certificate are
+        written to `pem` (encrypted with `passphrase` if given)."""
+        app = self._app(client_id)
+        made = make_client_certificate(pem, passphrase)
+        with self.state.lock:
+            app.certificates.append(made.der)
+        return made
+
+    def issuer(self, url: str) -> Issuer:
+        """An OpenID Connect issuer Entra trusts for federation (an AKS cluster's
+        service-account issuer, say): its `token()` signs tokens for `add_federated_credential`."""
+        made = Issuer(url)
+        with self.state.lock:
+            self.state.issuers[url] = made
+        return made
+
+    def add_federated_credential(self, client_id: str, issuer: str, subject: str,
+                                 audience: str = FEDERATION_AUDIENCE) -> None:
+        app = self._app(client_id)
+        with self.state.lock:
+            app.federated.append(FederatedCredential(issuer, subject, audience))
+
+    def github_actions(self, repository: str, ref: str = "refs/heads/main"
+                       ) -> tuple[dict[str, str], str]:
+        """A GitHub Actions job of `repository` at `ref` with `permissions: id-token: write`:
+        the variables the runner gives it, and the subject its tokens carry (for
+        `add_federated_credential` with issuer `ACTIONS_ISSUER`)."""
+        with self.state.lock:
+            if ACTIONS_ISSUER not in self.state.issuers:
+                self.state.issuers[ACTIONS_ISSUER] = Issuer(ACTIONS_ISSUER)
+        subject = f"repo:{repository}:ref:{ref}"
+        request_token = secrets.token_urlsafe(32)
+        with self.state.lock:
+            self.state.actions_tokens[request_token] = subject
+        url = (f"https://pipelinesghubeus1{ACTIONS_HOST_SUFFIX}/{new_guid()}/_apis/"
+               f"distributedtask/hubs/Actions/plans/{new_guid()}/jobs/{new_guid()}/idtoken"
+               "?api-version=2.0")
+        return {"ACTIONS_ID_TOKEN_REQUEST_URL": url,
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN": request_token}, subject
+
+    def add_managed_identity(self, tenant: str, name: str = "vm", *, system: bool = False
+                             ) -> App:
+        """A managed identity attached to the machine `managed_identity_env` describes: its
+        system-assigned one, or (the default) one more user-assigned identity."""
+        subscription = new_guid()
+        kind = ("Microsoft.Compute/virtualMachines" if system
+                else "Microsoft.ManagedIdentity/userAssignedIdentities")
+        app = App(client_id=new_guid(), tenant=tenant.lower(), object_id=new_guid(), name=name,
+                  resource_id=f"/subscriptions/{subscription}/resourceGroups/ci/providers/"
+                              f"{kind}/{name}")
+        host = self._identity_host()
+        with self.state.lock:
+            self.state.tenants.add(app.tenant)
+            if system:
+                host.system = app
+            else:
+                host.user_assigned.append(app)
+        return app
+
+    def managed_identity_env(self, shape: str = "app-service") -> dict[str, str]:
+        """What a process on the machine sees: App Service's IDENTITY_ENDPOINT and
+        IDENTITY_HEADER, or for "imds" the variable that moves msal's IMDS address here."""
+        assert self.identity_server is not None, "start() first"
+        base = f"http://127.0.0.1:{self.identity_server.port}"
+        if shape == "imds":
+            return {"AZURE_POD_IDENTITY_AUTHORITY_HOST": base}
+        if shape != "app-service":
+            raise ValueError("shape is app-service or imds")
+        return {"IDENTITY_ENDPOINT": base + APP_SERVICE_PATH,
+                "IDENTITY_HEADER": self._identity_host().header}
+
+    def _identity_host(self) -> IdentityHost:
+        with self.state.lock:
+            if self.state.identity_host is None:
+                self.state.identity_host = IdentityHost(header=secrets.token_hex(16))
+            return self.state.identity_host
+
+    def _app(self, client_id: str) -> App:
+        app = self.state.app(client_id)
+        if app is None:
+            raise ValueError(f"unknown application {client_id}")
+        return app
 
     # -- sign-in behaviour -------------------------------------------------------------------
 

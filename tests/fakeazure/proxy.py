@@ -24,6 +24,7 @@ KNOWN_HOSTS: tuple[str, ...] = (
     "app.vssps.visualstudio.com",
     "*.vssps.visualstudio.com",
     "*.visualstudio.com",
+    "*.actions.githubusercontent.com",
 )
 HEADER_LIMIT = 65536
 POLL = 0.2

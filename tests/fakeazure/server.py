@@ -1,5 +1,8 @@
 """One TLS server for every fake Microsoft host, routing on the Host header.
 
+The same server without TLS (`certs=None`) plays the plain-HTTP endpoints Azure offers on
+local addresses (managed identity), with the same faults and ledger.
+
 Clients reach it through `ConnectProxy`, so they resolve and verify the real names; TLS is
 real (the test CA). HTTP/1.1 with exact Content-Length on every answer, because git/curl and
 requests keep connections alive and a wrong length would corrupt the next response.
@@ -38,12 +41,14 @@ class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, certs: CertFiles, state: State, router: Router) -> None:
+    def __init__(self, certs: CertFiles | None, state: State, router: Router) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(certs.cert, certs.key)
-        self.socket = context.wrap_socket(self.socket, server_side=True,
-                                          do_handshake_on_connect=False)
+        self.tls = certs is not None
+        if certs is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(certs.cert, certs.key)
+            self.socket = context.wrap_socket(self.socket, server_side=True,
+                                              do_handshake_on_connect=False)
         self.state = state
         self.router = router
         self.stopping = threading.Event()
@@ -97,6 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
         # Without this, Nagle's algorithm and the client's delayed ACK add ~40 ms per answer.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, True)
+        if not self.server.tls:
+            return
         try:
             self.connection.do_handshake()  # type: ignore[attr-defined]
         except BaseException:

@@ -18,6 +18,10 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.fakeazure.tokens import Issuer
 
 ADO_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
 ADO_RESOURCE_URI = "https://app.vssps.visualstudio.com"
@@ -29,8 +33,9 @@ META_TENANTS = frozenset({"organizations", "common", "consumers"})
 
 STEPS = frozenset({
     "probe", "openid", "discovery", "authorize", "devicecode", "token", "pat_create",
-    "pat_list", "pat_get", "pat_update", "pat_revoke", "git", "profile",
+    "pat_list", "pat_get", "pat_update", "pat_revoke", "git", "profile", "identity", "oidc",
 })
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 
 ACCESS_TOKEN_LIFETIME = 3600
 REFRESH_TOKEN_IDLE_LIFETIME = 90 * 86400
@@ -104,6 +109,9 @@ class PatRecord:
 
 @dataclass
 class AccessTokenRecord:
+    """An access token the fake issued. For an application's own token (a service principal
+    or a managed identity, `app` true) `upn` holds the application's client ID."""
+
     token: str
     upn: str
     tenant: str  # the tid the token was issued for
@@ -112,6 +120,44 @@ class AccessTokenRecord:
     client_id: str
     issued_at: float
     expires_at: float
+    app: bool = False
+
+
+@dataclass(frozen=True)
+class FederatedCredential:
+    """An app registration's trust in another issuer's tokens: whose (`subject`) from where
+    (`issuer`), meant for Entra (`audience`)."""
+
+    issuer: str
+    subject: str
+    audience: str = FEDERATION_AUDIENCE
+
+
+@dataclass
+class App:
+    """A service principal in its tenant: an app registration's identity, or a managed
+    identity (which also has an Azure resource ID). `secrets` maps each client secret to
+    when it expires; `certificates` holds the DER of each registered certificate."""
+
+    client_id: str
+    tenant: str
+    object_id: str
+    name: str
+    resource_id: str = ""
+    secrets: dict[str, float] = field(default_factory=dict)
+    certificates: list[bytes] = field(default_factory=list)
+    federated: list[FederatedCredential] = field(default_factory=list)
+
+
+@dataclass
+class IdentityHost:
+    """The machine the managed-identity endpoint belongs to: its system-assigned identity,
+    the user-assigned ones attached to it, and the secret App Service's endpoint wants in
+    X-IDENTITY-HEADER."""
+
+    header: str
+    system: App | None = None
+    user_assigned: list[App] = field(default_factory=list)
 
 
 @dataclass
@@ -215,6 +261,10 @@ class State:
             self.auth_codes: dict[str, AuthCode] = {}
             self.device_codes: dict[str, DeviceCode] = {}
             self.device_flow = DeviceFlowSettings()
+            self.apps: dict[str, App] = {}
+            self.issuers: dict[str, Issuer] = {}  # trusted for federation, by URL
+            self.identity_host: IdentityHost | None = None
+            self.actions_tokens: dict[str, str] = {}  # a job's request token -> its subject
             self.authorize_errors: list[tuple[str, str]] = []
             self.faults: dict[str, list[Fault]] = {}
             self.requests: list[RequestRecord] = []
@@ -258,6 +308,10 @@ class State:
         except ValueError:
             return False
         return True
+
+    def app(self, client_id: str) -> App | None:
+        with self.lock:
+            return self.apps.get(client_id.lower())
 
     def org(self, name: str) -> Org | None:
         return self.orgs.get(name.lower())
