@@ -98,3 +98,24 @@ def test_config_section_is_what_git_says_applies_to_the_url(
         "credential.patscope": "vso.code", "credential.patlifespandays": "9"}
     assert git.config_section("credential", "https://nothing.example") == {
         "credential.patlifespandays": "9"}
+
+
+def test_a_git_started_early_is_finished_later_with_its_whole_answer() -> None:
+    started = git.start("hash-object", "--stdin", stdin="early\n")
+    time.sleep(0.2)  # git is done and waiting to be read, as on the hit path
+    assert started.finish().strip() == git.run("hash-object", "--stdin", stdin="early\n").strip()
+
+
+def test_a_started_git_that_is_not_wanted_is_stopped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_git(tmp_path, monkeypatch, f"echo $$ > {tmp_path}/pid; exec sleep 30")
+    started = git.start("config", "--list")
+    deadline = time.monotonic() + 5
+    while not (tmp_path / "pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    begun = time.monotonic()
+    started.cancel()
+    assert time.monotonic() - begun < 2
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone and reaped, not left running or as a zombie
