@@ -7,11 +7,11 @@ imported only when asked for. Every failure is one line on stderr, never a trace
 
 from __future__ import annotations
 
-import os
 import sys
 
 from git_credential_pat import __version__
 from git_credential_pat.core.constants import NAME
+from git_credential_pat.edges import system
 
 HELPER_ACTIONS = ("get", "store", "erase")
 
@@ -22,7 +22,7 @@ def fail(message: str, status: int = 1) -> None:
     sys.stdout.flush()
     sys.stderr.write(f"{NAME}: {show(message)}\n")
     sys.stderr.flush()
-    os._exit(status)
+    system.calls._exit(status)
 
 
 def run_helper(action: str) -> None:
@@ -32,7 +32,7 @@ def run_helper(action: str) -> None:
     from git_credential_pat.core.errors import HelperError
     from git_credential_pat.edges import git, trace
 
-    trace.configure(os.environ.get("GIT_CREDENTIAL_PAT_TRACE", ""))
+    trace.configure(system.environ().get("GIT_CREDENTIAL_PAT_TRACE", ""))
     try:
         request = protocol.parse(protocol.read_request(sys.stdin.buffer))
         for key in protocol.SECRET_KEYS:
@@ -64,7 +64,7 @@ def run_helper(action: str) -> None:
              "set GIT_CREDENTIAL_PAT_TRACE=1 to see where")
     sys.stdout.buffer.write(answer)
     sys.stdout.flush()
-    os._exit(0)
+    system.calls._exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,7 +32,7 @@ REQUEST = b"protocol=https\nhost=dev.azure.com\npath=contoso/proj/_git/repo\n\n"
 APPROVE = b"url=https://dev.azure.com/contoso/proj/_git/repo\nusername=pat\npassword=PAT-1234\n\n"
 NOT_ON_THE_HIT_PATH = frozenset({
     "keyring", "msal", "requests", "jeepney", "secretstorage", "cryptography", "re", "json",
-    "subprocess", "dataclasses", "typing", "enum",
+    "subprocess", "dataclasses", "typing", "enum", "os", "_collections_abc",
 })
 
 

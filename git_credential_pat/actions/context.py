@@ -8,7 +8,6 @@ sign-in and the PAT API. Tests build both for real, with their own environment a
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -16,7 +15,7 @@ from git_credential_pat.core import entries, settings as settings_mod
 from git_credential_pat.core.constants import TOKEN_CACHE_KEY
 from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.redact import show
-from git_credential_pat.edges import git, trace
+from git_credential_pat.edges import git, system, trace
 from git_credential_pat.edges.store import open_store
 
 TYPE_CHECKING = False
@@ -59,7 +58,7 @@ class Runtime:
         say: Callable[[str], None] | None = None,
         config_ahead: tuple[str, Started] | None = None,
     ) -> None:
-        self.environ = os.environ if environ is None else environ
+        self.environ = system.environ() if environ is None else environ
         self.clock = clock
         self.say = say or _say_on_stderr
         self._stores: dict[tuple[str, str], SecretStore] = {}
@@ -202,6 +201,7 @@ class OrgContext:
         return lock.held(f"mint:{self.org.name}", timeout=wait)
 
     def display_name(self) -> str:
+        import os
         import platform
 
         from git_credential_pat.core.policy import display_name

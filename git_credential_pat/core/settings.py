@@ -10,8 +10,6 @@ what is here only parses what that call and the environment say.
 
 from __future__ import annotations
 
-import os
-
 from git_credential_pat.core import constants
 from git_credential_pat.core.errors import HelperError
 
@@ -48,6 +46,8 @@ def _text(value: str) -> str:
 
 
 def _path(value: str) -> str:
+    import os  # not on the hit path, which cannot afford `os`
+
     return os.path.expanduser(value.strip())
 
 
@@ -206,6 +206,8 @@ def from_environ(name: str, environ: Mapping[str, str]) -> object:
 def with_http(settings: Settings, http: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
     """Add git's proxy and CA settings (a remote's `http` section), which only the network paths
     need."""
+    import os
+
     verify = http.get("http.sslverify", "true").strip().lower() not in ("false", "no", "off", "0")
     return settings.replace(
         proxy=http.get("http.proxy", ""),

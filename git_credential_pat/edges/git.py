@@ -12,12 +12,12 @@ A call can also be started and finished later (`start`, then `Started.finish`): 
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.redact import show
+from git_credential_pat.edges.system import calls, environ
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -147,34 +147,34 @@ else:
                      deadline: float) -> None:
             self.deadline = deadline
             self.stdin = stdin
-            pipes = [os.pipe() for _ in range(3)]  # (read, write) for stdin, stdout, stderr
+            pipes = [calls.pipe() for _ in range(3)]  # (read, write) for stdin, stdout, stderr
             (in_read, in_write), (out_read, out_write), (err_read, err_write) = pipes
-            actions = [(os.POSIX_SPAWN_DUP2, in_read, 0), (os.POSIX_SPAWN_DUP2, out_write, 1),
-                       (os.POSIX_SPAWN_DUP2, err_write, 2)]
-            actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in (in_write, out_read, err_read)]
+            actions = [(calls.POSIX_SPAWN_DUP2, in_read, 0), (calls.POSIX_SPAWN_DUP2, out_write, 1),
+                       (calls.POSIX_SPAWN_DUP2, err_write, 2)]
+            actions += [(calls.POSIX_SPAWN_CLOSE, fd) for fd in (in_write, out_read, err_read)]
             if cwd:
                 argv = [argv[0], "-C", cwd, *argv[1:]]
             try:
-                self.pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions,
+                self.pid = calls.posix_spawnp(argv[0], argv, environ(), file_actions=actions,
                                            setsigdef=(SIGPIPE,))
             except BaseException:
                 for fd in (in_write, out_read, err_read):
-                    os.close(fd)
+                    calls.close(fd)
                 raise
             finally:
                 for fd in (in_read, out_write, err_write):
-                    os.close(fd)
+                    calls.close(fd)
             self.out, self.err = out_read, err_read
             self.writing = [in_write] if stdin else []
             if not stdin:
-                os.close(in_write)
+                calls.close(in_write)
             self.reading = [out_read, err_read]
 
         def communicate(self) -> tuple[int, bytes, bytes]:
             chunks: dict[int, list[bytes]] = {self.out: [], self.err: []}
             try:
                 for fd in self.reading:
-                    os.set_blocking(fd, False)
+                    calls.set_blocking(fd, False)
                 self._read(self.reading, chunks)  # a git started earlier may be done already
                 if self.reading or self.writing:
                     self._exchange(chunks)
@@ -197,12 +197,12 @@ else:
                 readable, writable, _ = select.select(reading, writing, [], left)
                 for fd in writable:
                     try:
-                        self.stdin = self.stdin[os.write(fd, self.stdin[:65536]):]
+                        self.stdin = self.stdin[calls.write(fd, self.stdin[:65536]):]
                     except BrokenPipeError:  # git exited without reading it all
                         self.stdin = b""
                     if not self.stdin:
                         writing.remove(fd)
-                        os.close(fd)
+                        calls.close(fd)
                 self._read(readable, chunks)
 
         def _read(self, ready: list[int], chunks: dict[int, list[bytes]]) -> None:
@@ -210,12 +210,12 @@ else:
             for fd in list(ready):
                 while True:
                     try:
-                        chunk = os.read(fd, 65536)
+                        chunk = calls.read(fd, 65536)
                     except BlockingIOError:
                         break
                     if not chunk:
                         self.reading.remove(fd)
-                        os.close(fd)
+                        calls.close(fd)
                         break
                     chunks[fd].append(chunk)
 
@@ -223,9 +223,9 @@ else:
             """git has closed its output; wait for its exit status, within what is left."""
             pause = 0.0002
             while True:
-                done, status = os.waitpid(self.pid, os.WNOHANG)
+                done, status = calls.waitpid(self.pid, calls.WNOHANG)
                 if done:
-                    return os.waitstatus_to_exitcode(status)
+                    return calls.waitstatus_to_exitcode(status)
                 left = self.deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError
@@ -236,11 +236,11 @@ else:
         def kill(self) -> None:
             """Stop git and reap it, closing what is still open of its pipes."""
             for fd in (*self.writing, *self.reading):
-                os.close(fd)
+                calls.close(fd)
             self.writing, self.reading = [], []
             try:
-                os.kill(self.pid, 9)  # SIGKILL
-                os.waitpid(self.pid, 0)
+                calls.kill(self.pid, 9)  # SIGKILL
+                calls.waitpid(self.pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
 
@@ -248,7 +248,7 @@ else:
         """Wait until the process exits or `left` seconds pass, through a pidfd (Linux 5.3 and
         later); False where there is none to wait on, so the caller polls instead."""
         try:
-            pidfd = os.pidfd_open(pid)
+            pidfd = calls.pidfd_open(pid)
         except (AttributeError, OSError):  # not Linux, an older kernel, or a sandbox's refusal
             return False
         import select
@@ -256,5 +256,5 @@ else:
         try:
             select.select([pidfd], [], [], left)
         finally:
-            os.close(pidfd)
+            calls.close(pidfd)
         return True

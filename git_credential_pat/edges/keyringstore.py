@@ -14,12 +14,12 @@ unlock and its errors are the ones a person sees.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from git_credential_pat.core.constants import FILE_STORE_HINT, SERVICE
 from git_credential_pat.core.errors import StoreError
 from git_credential_pat.edges import trace
+from git_credential_pat.edges.system import environ
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class NotReadAhead(Exception):
 
 def _direct_reader() -> Callable[..., str | None] | None:
     """`secretservice.lookup` where `_platform_backend` picks the Secret Service, else None."""
-    if os.environ.get("PYTHON_KEYRING_BACKEND") or sys.platform in ("darwin", "win32"):
+    if environ().get("PYTHON_KEYRING_BACKEND") or sys.platform in ("darwin", "win32"):
         return None
     from git_credential_pat.edges.secretservice import lookup
 
@@ -46,7 +46,7 @@ def _direct_reader() -> Callable[..., str | None] | None:
 
 
 def _platform_backend() -> Any:
-    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+    if environ().get("PYTHON_KEYRING_BACKEND"):
         import keyring
 
         return keyring.get_keyring()

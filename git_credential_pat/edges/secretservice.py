@@ -31,8 +31,9 @@ a hang.
 
 from __future__ import annotations
 
-import os
 import time
+
+from git_credential_pat.edges.system import calls, environ as process_environ
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -262,7 +263,7 @@ class _Bus:
         # AUTH and BEGIN go out with the first calls, as sd-bus sends them: the bus reads
         # messages only after a BEGIN that followed a successful AUTH, and a refusal closes
         # the connection. `replies` checks the answer to AUTH first.
-        uid = str(os.geteuid()).encode().hex().encode()
+        uid = str(calls.geteuid()).encode().hex().encode()
         self.outgoing = bytearray(b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n")
         self.authenticated = False
         self.buffer = b""
@@ -355,7 +356,7 @@ def lookup(service: str, username: str, environ: dict[str, str] | None = None,
     `start_service`, a Secret Service the bus would start on demand is left unstarted, and
     `NotRunning` says so.
     """
-    env = os.environ if environ is None else environ
+    env = process_environ() if environ is None else environ
     address = bus_socket(env.get("DBUS_SESSION_BUS_ADDRESS") or "")
     try:
         bus = _Bus(address, time.monotonic() + TIMEOUT, start_service)

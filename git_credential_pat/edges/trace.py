@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 from git_credential_pat.core.redact import show
+from git_credential_pat.edges.system import calls
 
 _target = ""
 
@@ -27,10 +27,12 @@ def log(message: str) -> None:
     if not _target:
         return
     text = "\n    ".join(show(part) for part in message.splitlines())  # a traceback stays legible
-    line = f"{time.strftime('%H:%M:%S')} git-credential-pat[{os.getpid()}] {text}\n"
+    line = f"{time.strftime('%H:%M:%S')} git-credential-pat[{calls.getpid()}] {text}\n"
     if _target.lower() in ("1", "true", "yes", "on", "stderr", "2"):
         sys.stderr.write(line)
         return
+    import os
+
     if os.path.isabs(_target):
         fd = os.open(_target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as stream:
