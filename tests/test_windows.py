@@ -1,0 +1,199 @@
+"""The Windows tier: the helper as Windows Python runs it, under Wine, driven by Linux git.
+
+Linux git runs `git credential-pat`, which here is the Windows helper (`python.exe -m
+git_credential_pat`) with Credential Manager, APPDATA, LOCALAPPDATA and msvcrt locks of its
+own; its own git calls reach the real git through `tests.windows.GitRelay`. Every Wine process
+costs a fraction of a second, so each test does what it checks with as few as it can.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from git_credential_pat.store import SERVICE
+from tests.gitenv import GitEnv, parse_answer
+from tests.windows import RELAY_VARIABLE, GitRelay, Unavailable, Windows, windows_machine
+
+# Credential Manager's limit for one item's secret (CRED_MAX_CREDENTIAL_BLOB_SIZE); Wine does
+# not enforce it, so the sizes are read back instead.
+MAX_BLOB = 2560
+NOT_ON_A_WINDOWS_HIT = frozenset({"keyring", "msal", "requests", "win32ctypes", "cffi"})
+
+
+@pytest.fixture(scope="session")
+def windows() -> Iterator[Windows]:
+    try:
+        with windows_machine() as machine:
+            yield machine
+    except Unavailable as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def relay(windows: Windows) -> Iterator[GitRelay]:
+    with GitRelay(windows) as running:
+        yield running
+
+
+@pytest.fixture
+def wenv(windows: Windows, relay: GitRelay, tmp_path: Path) -> Iterator[GitEnv]:
+    """A Windows user's machine in miniature: Linux git whose `git credential-pat` is the
+    Windows helper; none of the Linux places (XDG, D-Bus) reach it."""
+    env = GitEnv.create(tmp_path, windows.helper_command().parent)
+    for name in list(env.env):
+        if name.startswith("XDG_") or name in ("DBUS_SESSION_BUS_ADDRESS", "TMPDIR",
+                                               "GIT_CREDENTIAL_PAT_STORE"):
+            del env.env[name]
+    env.env.update({**windows.env, "PATH": env.env["PATH"], RELAY_VARIABLE: str(relay.port)})
+    yield env
+    env.run("git", "credential-cache", "exit", check=False)
+
+
+def azure_configured(env: GitEnv) -> GitEnv:
+    env.config("credential.https://dev.azure.com.helper", "pat")
+    env.config("credential.https://dev.azure.com.useHttpPath", "true")
+    return env
+
+
+def fill(env: GitEnv, url: str) -> dict[str, str]:
+    """What `git credential fill` answers, or {} when no helper has a credential."""
+    done = env.git("credential", "fill", input=f"url={url}\n\n", check=False)
+    return parse_answer(done.stdout) if done.returncode == 0 else {}
+
+
+def ours(windows: Windows) -> dict[str, int]:
+    """The helper's keys in Credential Manager and their blob sizes, whichever of keyring's
+    target names (`SERVICE`, or `KEY@SERVICE` once another key took that) each is under."""
+    return {item.username: item.blob_bytes for item in windows.credentials()
+            if item.target in (SERVICE, f"{item.username}@{SERVICE}")}
+
+
+def test_a_plain_host_is_stored_answered_and_erased(wenv: GitEnv, windows: Windows) -> None:
+    wenv.config("credential.helper", "pat")
+    wenv.git("credential", "approve",
+             input="url=https://git.example.com/team/repo\nusername=ann\npassword=s3cret\n\n")
+    assert fill(wenv, "https://git.example.com/team/repo")["password"] == "s3cret"
+    assert len(ours(windows)) >= 1
+    wenv.git("credential", "reject",
+             input="url=https://git.example.com/\nusername=ann\npassword=s3cret\n\n")
+    assert fill(wenv, "https://git.example.com/team/repo") == {}
+
+
+def test_an_organization_item_is_stored_and_answered(wenv: GitEnv, windows: Windows) -> None:
+    azure_configured(wenv)
+    wenv.git("credential", "approve", input="url=https://dev.azure.com/fabrikam/p/_git/r\n"
+             "username=pat\npassword=PAT-fabrikam\n\n")
+    assert fill(wenv, "https://dev.azure.com/fabrikam/p/_git/r")["password"] == "PAT-fabrikam"
+    assert "https://dev.azure.com/fabrikam" in ours(windows)
+
+
+def test_a_long_value_is_split_into_items_windows_accepts(wenv: GitEnv,
+                                                          windows: Windows) -> None:
+    """Characters outside the BMP take two UTF-16 units, so a split by characters alone
+    could exceed the limit."""
+    password = ("pässwörd-🔑-" * 400)[:5000]
+    wenv.config("credential.helper", "pat")
+    wenv.git("credential", "approve", input=f"url=https://long.example.com/\nusername=lee\n"
+             f"password={password}\n\n")
+    assert fill(wenv, "https://long.example.com/")["password"] == password
+    sizes = ours(windows)
+    chunks = {key: size for key, size in sizes.items() if "long.example.com" in key}
+    assert len(chunks) > 3
+    assert max(chunks.values()) <= MAX_BLOB
+    wenv.git("credential", "reject", input="url=https://long.example.com/\nusername=lee\n\n")
+    assert not any("long.example.com" in key for key in ours(windows))
+
+
+def expect(process: subprocess.Popen[bytes], timeout: float = 30) -> str:
+    """The next line a Windows process prints, waited for at most `timeout` seconds."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, "no line from the Windows process in time"
+    return process.stdout.readline().decode().strip()
+
+
+def say(process: subprocess.Popen[bytes], line: str) -> None:
+    assert process.stdin is not None
+    process.stdin.write(f"{line}\n".encode())
+    process.stdin.flush()
+
+
+# Holds the lock until told to let go. Whether the region is still locked when the lock's file
+# is closed is checked from a second handle at that moment: Windows frees a closed handle's
+# locks only eventually, so a lock left to the close could keep the next process waiting.
+LOCK_HOLDER = """\
+import hashlib, msvcrt, os, sys
+from git_credential_pat import lock
+path = os.path.join(lock.lock_dir(), hashlib.sha256(b"windows tier").hexdigest()[:24] + ".lock")
+print(path, flush=True)
+close = os.close
+def checked_close(fd):
+    probe = os.open(path, os.O_RDWR)
+    try:
+        msvcrt.locking(probe, msvcrt.LK_NBLCK, 1)
+        msvcrt.locking(probe, msvcrt.LK_UNLCK, 1)
+        print("free when closed", flush=True)
+    except OSError:
+        print("still locked when closed", flush=True)
+    finally:
+        close(probe)
+    close(fd)
+lock.os.close = checked_close
+with lock.held("windows tier", timeout=5):
+    print("held", flush=True)
+    sys.stdin.readline()
+print("released", flush=True)
+"""
+LOCK_CONTENDER = """\
+import sys
+from git_credential_pat import lock
+from git_credential_pat.errors import HelperError
+try:
+    with lock.held("windows tier", timeout=1):
+        print("acquired while held", flush=True)
+except HelperError as error:
+    print(f"waited: {error}", flush=True)
+sys.stdin.readline()
+with lock.held("windows tier", timeout=5):
+    print("acquired", flush=True)
+"""
+
+
+def test_the_lock_is_exclusive_across_processes(windows: Windows) -> None:
+    holder = windows.start("-c", LOCK_HOLDER)
+    processes = [holder]
+    try:
+        assert windows.linux_path(expect(holder)).parent == (
+            windows.folders["LOCALAPPDATA"] / "git-credential-pat" / "git-credential-pat-locks")
+        assert expect(holder) == "held"
+        contender = windows.start("-c", LOCK_CONTENDER)
+        processes.append(contender)
+        assert expect(contender).startswith("waited: another git-credential-pat process has "
+                                            "been busy for 1s")
+        say(holder, "let go")
+        assert expect(holder) == "free when closed"
+        assert expect(holder) == "released"
+        say(contender, "again")
+        assert expect(contender) == "acquired"
+    finally:
+        for process in processes:
+            process.kill()
+            process.communicate(timeout=30)
+
+
+def test_files_live_under_appdata_and_localappdata(wenv: GitEnv, windows: Windows) -> None:
+    """The opt-in file store and the locks, where Windows keeps a user's data."""
+    wenv.env["GIT_CREDENTIAL_PAT_STORE"] = "file"
+    wenv.config("credential.helper", "pat")
+    wenv.git("credential", "approve",
+             input="url=https://files.example.com/\nusername=fay\npassword=in-a-file\n\n")
+    store = windows.folders["APPDATA"] / "git-credential-pat" / "credentials.json"
+    assert "in-a-file" in "".join(json.loads(store.read_text()).values())
+    locks = windows.folders["LOCALAPPDATA"] / "git-credential-pat" / "git-credential-pat-locks"
+    assert list(locks.glob("*.lock"))
