@@ -197,3 +197,55 @@ def test_files_live_under_appdata_and_localappdata(wenv: GitEnv, windows: Window
     assert "in-a-file" in "".join(json.loads(store.read_text()).values())
     locks = windows.folders["LOCALAPPDATA"] / "git-credential-pat" / "git-credential-pat-locks"
     assert list(locks.glob("*.lock"))
+
+
+# What keyring's Windows backend writes, the direct reader reads, under both of keyring's
+# target names and whatever the text; one Windows process for all of it.
+READER_AGAINST_KEYRING = """\
+import ctypes, json
+from keyring.backends import Windows
+from git_credential_pat import wincred
+backend = Windows.WinVaultKeyring()
+values = {"first": "PAT-0123456789abcdef", "second": "pässwörd ✓ 密码 🔑", "empty": "",
+          "third": "x" * 1000}
+for key, value in values.items():  # each moves the one before to a compound name
+    backend.set_password("reader-test", key, value)
+backend.set_password("reader-test", "first", "PAT-updated")  # now under the bare name again
+backend.set_password("another-tool", "mine", "theirs")
+utf8 = "café".encode()  # as other tools write; five bytes, so not UTF-16
+item = wincred._Credential(Type=1, TargetName="utf8@reader-test", UserName="utf8", Persist=2,
+                           CredentialBlobSize=len(utf8),
+                           CredentialBlob=ctypes.cast(ctypes.c_char_p(utf8), ctypes.c_void_p))
+assert ctypes.WinDLL("advapi32").CredWriteW(ctypes.byref(item), 0)
+print(json.dumps({
+    "keyring": {key: backend.get_password("reader-test", key) for key in [*values, "utf8"]},
+    "reader": {key: wincred.lookup("reader-test", key) for key in [*values, "utf8"]},
+    "missing": wincred.lookup("reader-test", "nobody"),
+    "other service": wincred.lookup("reader-test", "mine"),
+}))
+"""
+
+
+def test_the_reader_reads_what_keyring_wrote(windows: Windows) -> None:
+    seen = json.loads(windows.py("-c", READER_AGAINST_KEYRING).stdout)
+    assert seen["reader"] == seen["keyring"]
+    assert seen["reader"]["first"] == "PAT-updated"
+    assert seen["reader"]["second"] == "pässwörd ✓ 密码 🔑"
+    assert seen["reader"]["utf8"] == "café"
+    assert seen["missing"] is None and seen["other service"] is None
+
+
+def test_a_hit_imports_neither_keyring_msal_nor_requests(wenv: GitEnv, windows: Windows) -> None:
+    """A stored, valid PAT is read through `wincred`, as git runs the helper on Windows:
+    Python isolated and without `site`."""
+    azure_configured(wenv)
+    wenv.git("credential", "approve", input="url=https://dev.azure.com/budget/p/_git/r\n"
+             "username=pat\npassword=PAT-budget\n\n")
+    done = wenv.run(str(windows.wine), str(windows.python), "-X", "importtime", "-I", "-S",
+                    "-m", "git_credential_pat", "get",
+                    input=b"protocol=https\nhost=dev.azure.com\npath=budget/p/_git/r\n\n")
+    assert b"password=PAT-budget\n" in done.stdout
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.decode().splitlines()
+                if line.startswith("import time:") and "imported package" not in line}
+    assert "git_credential_pat.wincred" in imported
+    assert {name.split(".")[0] for name in imported} & NOT_ON_A_WINDOWS_HIT == set()
