@@ -18,7 +18,14 @@ import pytest
 
 from git_credential_pat.store import SERVICE
 from tests.gitenv import GitEnv, parse_answer
-from tests.windows import RELAY_VARIABLE, GitRelay, Unavailable, Windows, windows_machine
+from tests.windows import (
+    RELAY_VARIABLE,
+    GitRelay,
+    Unavailable,
+    Windows,
+    windows_machine,
+    windows_path,
+)
 
 # Credential Manager's limit for one item's secret (CRED_MAX_CREDENTIAL_BLOB_SIZE); Wine does
 # not enforce it, so the sizes are read back instead.
@@ -45,7 +52,7 @@ def relay(windows: Windows) -> Iterator[GitRelay]:
 def wenv(windows: Windows, relay: GitRelay, tmp_path: Path) -> Iterator[GitEnv]:
     """A Windows user's machine in miniature: Linux git whose `git credential-pat` is the
     Windows helper; none of the Linux places (XDG, D-Bus) reach it."""
-    env = GitEnv.create(tmp_path, windows.helper_command().parent)
+    env = GitEnv.create(tmp_path, windows.bin)
     for name in list(env.env):
         if name.startswith("XDG_") or name in ("DBUS_SESSION_BUS_ADDRESS", "TMPDIR",
                                                "GIT_CREDENTIAL_PAT_STORE"):
@@ -236,13 +243,14 @@ def test_the_reader_reads_what_keyring_wrote(windows: Windows) -> None:
 
 
 def test_a_hit_imports_neither_keyring_msal_nor_requests(wenv: GitEnv, windows: Windows) -> None:
-    """A stored, valid PAT is read through `wincred`, as git runs the helper on Windows:
-    Python isolated and without `site`."""
+    """A stored, valid PAT is read through `wincred`. The installed launcher's own program
+    runs here as its `#!` line has pip's launcher run it, with `-X importtime` added."""
     azure_configured(wenv)
     wenv.git("credential", "approve", input="url=https://dev.azure.com/budget/p/_git/r\n"
              "username=pat\npassword=PAT-budget\n\n")
-    done = wenv.run(str(windows.wine), str(windows.python), "-X", "importtime", "-I", "-S",
-                    "-m", "git_credential_pat", "get",
+    assert b'python.exe" -IS\r\n' in windows.exe.read_bytes()
+    done = wenv.run(str(windows.wine), str(windows.python), "-X", "importtime", "-IS",
+                    windows_path(windows.exe), "get",
                     input=b"protocol=https\nhost=dev.azure.com\npath=budget/p/_git/r\n\n")
     assert b"password=PAT-budget\n" in done.stdout
     imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.decode().splitlines()

