@@ -306,7 +306,8 @@ def test_a_first_clone_signs_in_and_mints_a_pat(azure_wenv: GitEnv, windows: Win
     assert max(item.blob_bytes for item in items) <= MAX_BLOB
 
 
-def test_configure_status_doctor_unconfigure(azure_wenv: GitEnv, windows: Windows) -> None:
+def test_configure_status_doctor_logout_unconfigure(azure_wenv: GitEnv,
+                                                    windows: Windows) -> None:
     """The commands a Windows user runs, each under Windows Python with its git calls going
     to real git. git's credential-cache does not start for the Windows helper here (no
     HOME), as on Git for Windows builds without Unix sockets: `configure` leaves it out."""
@@ -325,6 +326,9 @@ def test_configure_status_doctor_unconfigure(azure_wenv: GitEnv, windows: Window
               if line[:1].isalpha()}
     assert checks["store"] == "ok" and checks["helper"] == "ok", done.stdout.decode()
     assert b"WinVaultKeyring" in done.stdout and b"git-credential-pat.exe" in done.stdout
+    done = windows_command(azure_wenv, windows, "logout", "--all")
+    assert done.returncode == 0, done.stderr
+    assert ORG_URL not in ours(windows)
     done = windows_command(azure_wenv, windows, "unconfigure")
     assert done.returncode == 0, done.stderr
     assert (azure_wenv.home / ".gitconfig").read_bytes() == before
