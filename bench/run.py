@@ -48,11 +48,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO)]
 
-from git_credential_pat import entries, launcher  # noqa: E402 - needs REPO on the path
-from git_credential_pat.helper import org_key  # noqa: E402
-from git_credential_pat.remote import Org  # noqa: E402
-from git_credential_pat.store import SERVICE  # noqa: E402
-from git_credential_pat.trace import redact  # noqa: E402
+from git_credential_pat import launcher  # noqa: E402 - needs REPO on the path
+from git_credential_pat.core import entries  # noqa: E402
+from git_credential_pat.core.constants import SERVICE  # noqa: E402
+from git_credential_pat.core.redact import redact  # noqa: E402
+from git_credential_pat.core.remote import Org  # noqa: E402
 from tests.privatekeyring import PrivateKeyring  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -240,7 +240,7 @@ def machine_env(machine: Machine) -> Iterator[None]:
 
 def forgetter(machine: Machine, cleanup: ExitStack) -> Callable[[str], None]:
     """`forget(key)`: delete a store item the way the helper does, on the machine's keyring."""
-    from git_credential_pat.keyringstore import KeyringStore
+    from git_credential_pat.edges.keyringstore import KeyringStore
 
     cleanup.enter_context(machine_env(machine))
     return KeyringStore().delete
@@ -257,7 +257,7 @@ def hit_mode(args: argparse.Namespace, root: Path) -> dict:
         machine.configure_pat("pat")
         machine.configure_pat("pat-alone", "--no-cache")
         if args.use_running_keyring:
-            cleanup.callback(forgetter(machine, cleanup), org_key(Org(ORG)))
+            cleanup.callback(forgetter(machine, cleanup), Org(ORG).url)
         machine.configure_plain("store", "store")
         machine.configure_plain("cache", f"cache --timeout={CACHE_TIMEOUT}")
         for config in ("pat-alone", "store", "cache"):
@@ -325,7 +325,7 @@ def fill_keyring(count: int) -> None:
         entries.put(item, {"username": f"user{n}@example.com", "password": f"fake-pat-{n}",
                            "password_expiry_utc": expiry})
         key = (entries.item_key("https", f"git{n}.example.com") if n % 4 == 0
-               else org_key(Org(f"org-{n}")))
+               else Org(f"org-{n}").url)
         backend.set_password(SERVICE, key, entries.dump(item))
 
     for n in range(count):  # one at a time: gnome-keyring 42 crashes under parallel writes
@@ -357,7 +357,7 @@ def miss_mode(args: argparse.Namespace, root: Path) -> dict:
         keyring_forget = forgetter(machine, cleanup)
 
         def forget() -> None:
-            keyring_forget(org_key(Org(ORG)))
+            keyring_forget(Org(ORG).url)
             machine.stop_cache()
 
         # Signs in through the browser; the approval puts the PAT in git's cache, as a fetch does.

@@ -2,7 +2,7 @@
 
 git's three actions take the short road: read the request, decide, answer, and leave without
 the interpreter's teardown. Everything else (`login`, `status`, ...) lives in `commands` and is
-imported only when asked for.
+imported only when asked for. Every failure is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,49 +11,33 @@ import os
 import sys
 
 from git_credential_pat import __version__
+from git_credential_pat.core.constants import NAME
 
 HELPER_ACTIONS = ("get", "store", "erase")
-MAX_LINES = 4096
-NAME = "git-credential-pat"
-
-
-def _read_request() -> bytes:
-    """Read up to the blank line that ends git's message, bounded in line length and count."""
-    from git_credential_pat.protocol import MAX_LINE, ProtocolError
-
-    lines = []
-    stdin = sys.stdin.buffer
-    for _ in range(MAX_LINES):
-        line = stdin.readline(MAX_LINE + 2)
-        if len(line) > MAX_LINE + 1 or (len(line) == MAX_LINE + 1 and not line.endswith(b"\n")):
-            raise ProtocolError("a line is longer than 65535 bytes")
-        if line in (b"", b"\n"):
-            break
-        lines.append(line)
-    else:
-        raise ProtocolError(f"more than {MAX_LINES} lines")
-    return b"".join(lines)
 
 
 def fail(message: str, status: int = 1) -> None:
-    from git_credential_pat.trace import redact
+    from git_credential_pat.core.redact import show
 
     sys.stdout.flush()
-    sys.stderr.write(f"{NAME}: {redact(message)}\n")
+    sys.stderr.write(f"{NAME}: {show(message)}\n")
     sys.stderr.flush()
     os._exit(status)
 
 
 def run_helper(action: str) -> None:
-    from git_credential_pat import helper, protocol, trace
-    from git_credential_pat.errors import HelperError
+    from git_credential_pat.actions import helper
+    from git_credential_pat.actions.context import Runtime
+    from git_credential_pat.core import protocol, redact
+    from git_credential_pat.core.errors import HelperError
+    from git_credential_pat.edges import trace
 
     trace.configure(os.environ.get("GIT_CREDENTIAL_PAT_TRACE", ""))
     try:
-        request = protocol.parse(_read_request())
+        request = protocol.parse(protocol.read_request(sys.stdin.buffer))
         for key in ("password", "oauth_refresh_token", "credential"):
-            trace.secret(request.get(key))
-        answer = protocol.format(helper.handle(action, request, helper.World()))
+            redact.secret(request.get(key))
+        answer = protocol.format(helper.handle(action, request, Runtime()))
     except protocol.ProtocolError as error:
         fail(f"ignoring the request: {error}")
     except HelperError as error:
@@ -79,6 +63,6 @@ def main(argv: list[str] | None = None) -> None:
     if args in (["--version"], ["version"]):
         print(f"{NAME} {__version__}")
         return
-    from git_credential_pat import commands
+    from git_credential_pat.commands import main as commands
 
     sys.exit(commands.main(args))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from git_credential_pat import gitconfig
+from git_credential_pat.commands import configure
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv
 from tests.netfixtures import ALICE, ORG, Contoso
@@ -64,12 +64,12 @@ def wire(env: GitEnv, fake: FakeAzure) -> GitEnv:
     return env
 
 
-def configured(env: GitEnv, fake: FakeAzure, cache: str = gitconfig.CACHE[1]) -> GitEnv:
+def configured(env: GitEnv, fake: FakeAzure, cache: str = configure.CACHE[1]) -> GitEnv:
     """`wire`, plus git configured as install.sh leaves it (or with the cache written another
     way), and contoso's `proj/repo`."""
     fake.add_repo("contoso", "proj", "repo")
-    for url in gitconfig.URLS:
-        for name, value in (("helper", cache), *gitconfig.ENTRIES):
+    for url in configure.URLS:
+        for name, value in (("helper", cache), *configure.ENTRIES):
             env.config("--add", f"credential.{url}.{name}", value)
     return wire(env, fake)
 

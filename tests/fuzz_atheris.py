@@ -22,7 +22,9 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from git_credential_pat import helper, minting, protocol
+    from git_credential_pat.actions import helper, mint as minting
+    from git_credential_pat.actions.context import Runtime
+    from git_credential_pat.core import protocol
 
 from tests.test_hardening_input import (
     ALICE,
@@ -35,13 +37,13 @@ from tests.test_hardening_input import (
 ACTIONS = ("get", "get", "store", "erase")
 
 
-def make_world() -> helper.World:
+def make_world() -> Runtime:
     home = Path(tempfile.mkdtemp(prefix="fuzz-atheris-"))
     (home / ".gitconfig").write_text("")
     os.environ.update(HOME=str(home), GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
                       GIT_CONFIG_NOSYSTEM="1", XDG_RUNTIME_DIR=str(home))
-    minting.obtain = lambda org, *_: [("minted-for", org.name)]  # type: ignore[assignment]
-    world = helper.World(environ={"GIT_CREDENTIAL_PAT_STORE": "file",
+    minting.obtain = lambda context, *_: [("minted-for", context.org.name)]  # type: ignore[assignment]
+    world = Runtime(environ={"GIT_CREDENTIAL_PAT_STORE": "file",
                                   "GIT_CREDENTIAL_PAT_STORE_FILE": str(home / "c.json")},
                          say=lambda _line: None)
     for request in (

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from git_credential_pat import http
-from git_credential_pat.settings import Settings
+from git_credential_pat.core.settings import Settings
+from git_credential_pat.edges import http
 from tests.fakeazure import FakeAzure
 
 ALICE = "alice@contoso.com"

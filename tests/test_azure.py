@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from git_credential_pat import gitconfig
+from git_credential_pat.commands import configure
 from tests.azurefixtures import REPO_URL, at_fake_time, configured
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv, parse_answer
@@ -30,7 +30,7 @@ def aenv(genv: GitEnv, azure: FakeAzure, contoso: Contoso) -> GitEnv:
 
 
 def stored(env: GitEnv) -> dict:
-    from git_credential_pat import entries
+    from git_credential_pat.core import entries
 
     data = entries.parse_json(env.store_file.read_text())
     return entries.parse_json(data["https://dev.azure.com/contoso"])
@@ -79,7 +79,7 @@ def test_sixteen_parallel_fetches_on_a_cold_keyring_mint_one_pat(
     assert azure.authorize_count == 1
 
 
-def cached(env: GitEnv, url: str, cache: str = gitconfig.CACHE[1]) -> dict[str, str]:
+def cached(env: GitEnv, url: str, cache: str = configure.CACHE[1]) -> dict[str, str]:
     """What git's credential-cache, which install.sh puts in front of the helper, would answer:
     git asked with that cache as its only helper, and no one to prompt."""
     done = env.git("-c", "credential.helper=", "-c", f"credential.helper={cache}",

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from git_credential_pat import __version__
-from git_credential_pat.commands import COMMANDS, TABLE_MARKERS, settings_markdown
-from git_credential_pat.settings import SETTINGS
+from git_credential_pat.commands.configure import TABLE_MARKERS, settings_markdown
+from git_credential_pat.commands.main import COMMANDS
+from git_credential_pat.core.settings import SETTINGS
 from tests.gitenv import GitEnv
 from tests.netfixtures import PTY_RUN
 from tests.test_gitconfig import EXPECTED, OTHER_CONFIG

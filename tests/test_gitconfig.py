@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from git_credential_pat import gitconfig
-from git_credential_pat.errors import HelperError
+from git_credential_pat.commands import configure
+from git_credential_pat.core.errors import HelperError
+from git_credential_pat.edges import gitconfig
 from tests.gitenv import GitEnv
 
 EXPECTED = b"""\
@@ -83,49 +84,49 @@ def helpers_git_runs(env: GitEnv, log: Path, url: str) -> list[str]:
 
 
 def test_configure_writes_exactly_the_azure_devops_lines(gitconfig_file: Path) -> None:
-    notices = gitconfig.configure()
+    notices = configure.write()
     assert gitconfig_file.read_bytes() == EXPECTED
     assert notices == ["Set up for https://dev.azure.com and https://*.visualstudio.com "
                        "in the global git config."]
 
 
 def test_configure_twice_changes_nothing(gitconfig_file: Path) -> None:
-    gitconfig.configure()
-    notices = gitconfig.configure()
+    configure.write()
+    notices = configure.write()
     assert gitconfig_file.read_bytes() == EXPECTED
     assert notices[0].startswith("Already set up")
 
 
 def test_exclusive_adds_a_reset_line_and_can_be_switched_off(gitconfig_file: Path) -> None:
-    gitconfig.configure(exclusive=True)
+    configure.write(exclusive=True)
     assert gitconfig_file.read_bytes() == EXPECTED_EXCLUSIVE
-    gitconfig.configure(exclusive=True)
+    configure.write(exclusive=True)
     assert gitconfig_file.read_bytes() == EXPECTED_EXCLUSIVE
-    gitconfig.configure()
+    configure.write()
     assert gitconfig_file.read_bytes() == EXPECTED
 
 
 def test_no_cache_leaves_git_s_cache_out_and_can_be_switched_back(gitconfig_file: Path) -> None:
-    gitconfig.configure(cache=False)
+    configure.write(cache=False)
     assert gitconfig_file.read_bytes() == EXPECTED_NO_CACHE
-    gitconfig.configure()
+    configure.write()
     assert gitconfig_file.read_bytes() == EXPECTED
 
 
 @pytest.mark.parametrize("exclusive", [False, True])
 def test_unconfigure_restores_an_empty_file_byte_for_byte(gitconfig_file: Path,
                                                           exclusive: bool) -> None:
-    gitconfig.configure(exclusive=exclusive)
-    assert gitconfig.unconfigure() == ["Removed git-credential-pat from the global git config."]
+    configure.write(exclusive=exclusive)
+    assert configure.remove() == ["Removed git-credential-pat from the global git config."]
     assert gitconfig_file.read_bytes() == b""
-    assert gitconfig.unconfigure() == ["git-credential-pat was not in the global git config."]
+    assert configure.remove() == ["git-credential-pat was not in the global git config."]
     assert gitconfig_file.read_bytes() == b""
 
 
 def test_other_helpers_and_keys_survive_configure_and_unconfigure(gitconfig_file: Path,
                                                                   env: GitEnv) -> None:
     gitconfig_file.write_bytes(OTHER_CONFIG)
-    gitconfig.configure(exclusive=True)
+    configure.write(exclusive=True)
     entries = env.git("config", "--global", "--list").stdout.decode().splitlines()
     theirs = ["user.name=Someone", "credential.helper=store",
               "credential.https://dev.azure.com.username=someone@example.com",
@@ -134,14 +135,14 @@ def test_other_helpers_and_keys_survive_configure_and_unconfigure(gitconfig_file
     assert set(entries) - set(theirs) == {
         f"credential.{url}.{entry}" for url in ("https://dev.azure.com", "https://*.visualstudio.com")
         for entry in ("helper=", "helper=cache --timeout=900", "helper=pat", "usehttppath=true")}
-    gitconfig.unconfigure()
+    configure.remove()
     assert gitconfig_file.read_bytes() == OTHER_CONFIG
 
 
 @pytest.mark.parametrize("helper", ["manager", "manager-core", "store"])
 def test_configure_warns_about_a_helper_that_would_answer_first(env: GitEnv, helper: str) -> None:
     env.config("credential.helper", helper)
-    notices = gitconfig.configure()
+    notices = configure.write()
     assert notices[1:] == [
         f"warning: credential helper '{helper}' runs before git-credential-pat and will answer "
         f"instead for {url}; remove it or run `git credential-pat configure --exclusive`."
@@ -151,13 +152,13 @@ def test_configure_warns_about_a_helper_that_would_answer_first(env: GitEnv, hel
 def test_a_credential_cache_of_ones_own_before_it_is_no_conflict(env: GitEnv) -> None:
     """git's cache answers only with what the helper after it answered."""
     env.config("credential.helper", "cache --timeout=3600")
-    assert gitconfig.configure()[1:] == []
+    assert configure.write()[1:] == []
 
 
 def test_configure_warns_about_a_helper_that_would_get_a_copy_of_each_pat(env: GitEnv) -> None:
-    gitconfig.configure()
+    configure.write()
     env.config("--add", "credential.https://dev.azure.com.helper", "store")
-    notices = gitconfig.configure()
+    notices = configure.write()
     assert notices[1:] == [
         f"warning: credential helper 'store' is handed every PAT git-credential-pat makes for "
         f"{AZURE_URLS[0]}; remove it or run `git credential-pat configure --exclusive`."]
@@ -169,16 +170,16 @@ def test_configure_warns_when_a_later_reset_disables_it(env: GitEnv, tmp_path: P
     env.git("-C", str(repo), "config", "credential.helper", "")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(repo)
-        notices = gitconfig.configure()
+        notices = configure.write()
     assert len(notices) == 3
     assert all("git will not use git-credential-pat" in notice for notice in notices[1:])
 
 
 def test_exclusive_makes_git_run_only_this_helper(env: GitEnv, recorder: Path) -> None:
     env.config("credential.helper", "rec1")
-    assert len(gitconfig.configure()) == 3
+    assert len(configure.write()) == 3
     assert helpers_git_runs(env, recorder, AZURE_URLS[0]) == ["rec1", "pat"]
-    assert gitconfig.configure(exclusive=True)[1:] == []
+    assert configure.write(exclusive=True)[1:] == []
     for url in AZURE_URLS:
         assert helpers_git_runs(env, recorder, url) == ["pat"]
     assert helpers_git_runs(env, recorder, "https://git.example.com/repo") == ["rec1"]
@@ -191,18 +192,18 @@ def test_local_scope_writes_the_repository_config_only(env: GitEnv, tmp_path: Pa
     before = (repo / ".git/config").read_bytes()
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(repo)
-        gitconfig.configure("local")
+        configure.write("local")
         assert (repo / ".git/config").read_bytes() == before + EXPECTED
-        gitconfig.unconfigure("local")
+        configure.remove("local")
     assert (repo / ".git/config").read_bytes() == before
     assert gitconfig_file.read_bytes() == b""
 
 
 def test_a_bad_scope_or_no_repository_is_a_clear_error(env: GitEnv) -> None:
     with pytest.raises(HelperError, match="unknown git config scope 'user'"):
-        gitconfig.configure("user")
+        configure.write("user")
     with pytest.raises(HelperError, match="--local can only be used inside a git repository"):
-        gitconfig.configure("local")
+        configure.write("local")
 
 
 def config(*sections: tuple[str, str]) -> str:

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from git_credential_pat import helper, minting, protocol, remote
-from git_credential_pat.errors import HelperError
-from git_credential_pat.protocol import Message, ProtocolError
+from git_credential_pat.actions import helper, mint as minting
+from git_credential_pat.actions.context import Runtime
+from git_credential_pat.core import protocol, remote
+from git_credential_pat.core.errors import HelperError
+from git_credential_pat.core.protocol import Message, ProtocolError
 from tests.azurefixtures import REPO_URL
 from tests.conftest import BIN
 from tests.fakeazure import FakeAzure
@@ -154,8 +156,8 @@ def test_only_exact_azure_devops_https_hosts_are_organizations(
 # -- the whole decision, in-process ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[helper.World]:
-    """A World on an isolated git config and file store holding one plain credential and one
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """A Runtime on an isolated git config and file store holding one plain credential and one
     PAT; minting is replaced by a recorder, so a miss costs nothing and leaves no process."""
     home = tmp_path_factory.mktemp("inproc")
     (home / ".gitconfig").write_text("")
@@ -166,8 +168,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[helper.World]:
         patch.setenv("HOME", str(home))
         patch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
         patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        patch.setattr(minting, "obtain", lambda org, *_: [("minted-for", org.name)])
-        made = helper.World(environ=environ, say=said.append)
+        patch.setattr(minting, "obtain", lambda context, *_: [("minted-for", context.org.name)])
+        made = Runtime(environ=environ, say=said.append)
         expiry = str(int(time.time()) + 30 * 86400)
         for request in (
             f"protocol=https\nhost={PLAIN_HOST}\nusername=u\npassword={PLAIN_SECRET}\n",
@@ -202,7 +204,7 @@ def check_answer(request: Message, answer: list[tuple[str, str]]) -> None:
         assert "password" not in got, (request, answer)
 
 
-def run_in_process(world: helper.World, action: str, data: bytes) -> None:
+def run_in_process(world: Runtime, action: str, data: bytes) -> None:
     try:
         request = protocol.parse(data)
         answer = helper.handle(action, request, world)
@@ -217,7 +219,7 @@ def run_in_process(world: helper.World, action: str, data: bytes) -> None:
 @example("https", "DEV.AZURE.COM/CONTOSO", None, None)
 @example("https", "git.example.com/x", None, None)
 def test_a_stored_secret_is_only_ever_answered_for_its_own_host(
-        world: helper.World, scheme: str, host: str, path: str | None,
+        world: Runtime, scheme: str, host: str, path: str | None,
         username: str | None) -> None:
     request = f"protocol={scheme}\nhost={host}\n"
     request += "" if path is None else f"path={path}\n"
@@ -225,12 +227,12 @@ def test_a_stored_secret_is_only_ever_answered_for_its_own_host(
     run_in_process(world, "get", request.encode("utf-8", "surrogateescape"))
 
 
-def test_the_stored_secrets_are_answered_where_they_belong(world: helper.World) -> None:
+def test_the_stored_secrets_are_answered_where_they_belong(world: Runtime) -> None:
     """The positive side of the property above, so that it cannot pass by answering nothing."""
     check_both_answered(world)
 
 
-def check_both_answered(world: helper.World) -> None:
+def check_both_answered(world: Runtime) -> None:
     plain = helper.handle("get", protocol.parse(f"protocol=https\nhost={PLAIN_HOST}\n".encode()),
                           world)
     assert dict(plain)["password"] == PLAIN_SECRET
@@ -259,7 +261,7 @@ fuzz_inputs = st.one_of(
 @settings(max_examples=1200, deadline=None, database=None, print_blob=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.sampled_from(["get", "get", "get", "store", "erase"]), fuzz_inputs)
-def test_fuzz_every_action_with_generated_input(world: helper.World, action: str,
+def test_fuzz_every_action_with_generated_input(world: Runtime, action: str,
                                                  data: bytes) -> None:
     """Bounded (1,200 inputs, about 10 s): a finding is kept in tests/regressions/ as a .bin
     file, replayed below through the real executable."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from git_credential_pat import lock
+from git_credential_pat.edges import lock
 from tests.authsink import AuthSink
 from tests.azurefixtures import REPO_URL, at_fake_time, configured
 from tests.fakeazure import FakeAzure

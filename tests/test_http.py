@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from git_credential_pat import http, trace
-from git_credential_pat.errors import HelperError
+from git_credential_pat.core.errors import HelperError
+from git_credential_pat.edges import http, trace
 from tests.fakeazure import FakeAzure
 from tests.fakeazure.ca import make_certificates
 from tests.fakeazure.state import Fault

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from git_credential_pat import protocol
-from git_credential_pat.protocol import ProtocolError
+from git_credential_pat.core import protocol
+from git_credential_pat.core.protocol import ProtocolError
 
 
 def test_reads_every_attribute_git_defines_and_keeps_lists_in_order() -> None:

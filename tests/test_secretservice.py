@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from git_credential_pat import launcher, secretservice
-from git_credential_pat.keyringstore import KeyringStore
-from git_credential_pat.store import SERVICE
+from git_credential_pat import launcher
+from git_credential_pat.core.constants import SERVICE
+from git_credential_pat.edges import secretservice
+from git_credential_pat.edges.keyringstore import KeyringStore
 from tests.gitenv import GitEnv
 from tests.privatekeyring import PrivateKeyring
 
@@ -247,5 +248,5 @@ def test_a_hit_imports_nothing_heavy(kenv: GitEnv, tmp_path: Path) -> None:
     assert b"password=PAT-1234\n" in done.stdout
     imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.decode().splitlines()
                 if line.startswith("import time:") and "imported package" not in line}
-    assert "git_credential_pat.secretservice" in imported
+    assert "git_credential_pat.edges.secretservice" in imported
     assert {name.split(".")[0] for name in imported} & NOT_ON_THE_HIT_PATH == set()

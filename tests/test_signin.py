@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from git_credential_pat import trace
-from git_credential_pat.errors import HelperError, SignInRequired
-from git_credential_pat.patapi import PatClient
-from git_credential_pat.settings import Settings
-from git_credential_pat.signin import AccessToken, SignIn
+from git_credential_pat.core.errors import HelperError, SignInRequired
+from git_credential_pat.core.settings import Settings
+from git_credential_pat.edges import trace
+from git_credential_pat.edges.patapi import PatClient
+from git_credential_pat.edges.signin import AccessToken, SignIn
 from tests.fakeazure import MSA_ORG_TENANT, FakeAzure
 from tests.netfixtures import (
     ALICE,
@@ -323,10 +323,10 @@ def test_an_unreadable_cache_means_signing_in_again(azure: FakeAzure, contoso: C
 
 DEVICE_CHILD = """
 import json, os, sys
-from git_credential_pat.settings import Settings
-from git_credential_pat.signin import SignIn
-from git_credential_pat.http import new_session
-from git_credential_pat.errors import HelperError
+from git_credential_pat.core.settings import Settings
+from git_credential_pat.edges.signin import SignIn
+from git_credential_pat.edges.http import new_session
+from git_credential_pat.core.errors import HelperError
 
 os.dup2(os.open(os.environ["PROMPT_FILE"], os.O_WRONLY | os.O_CREAT), 2)
 
@@ -403,8 +403,8 @@ def test_device_code_nobody_enters_is_bounded_by_the_sign_in_timeout(
 
 FLOW_CHILD = """
 import json, os, time
-from git_credential_pat.settings import Settings
-from git_credential_pat.signin import choose_flow
+from git_credential_pat.core.settings import Settings
+from git_credential_pat.edges.signin import choose_flow
 answers, slowest = {}, 0.0
 for name, values in [("auto", {}), ("never", {"interactive": "never"}),
                      ("device", {"flow": "device"}), ("browser", {"flow": "browser"}),

@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 
-from git_credential_pat import tenant
-from git_credential_pat.errors import HelperError
+from git_credential_pat.core.errors import HelperError
+from git_credential_pat.edges import tenant
 from tests.fakeazure import MSA_ORG_TENANT, FakeAzure
 from tests.netfixtures import ORG, Contoso
 

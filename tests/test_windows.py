@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from git_credential_pat.store import SERVICE
+from git_credential_pat.core.constants import SERVICE
 from tests.azurefixtures import REPO_URL
 from tests.fakeazure import FakeAzure
 from tests.fakeazure.fake import BROWSER_SCRIPT
@@ -58,7 +58,8 @@ def relay(windows: Windows) -> Iterator[GitRelay]:
 @pytest.fixture
 def wenv(windows: Windows, relay: GitRelay, tmp_path: Path) -> Iterator[GitEnv]:
     """A Windows user's machine in miniature: Linux git whose `git credential-pat` is the
-    Windows helper; none of the Linux places (XDG, D-Bus) reach it."""
+    Windows helper, Credential Manager empty; none of the Linux places (XDG, D-Bus) reach it."""
+    windows.clear_credentials()
     env = GitEnv.create(tmp_path, windows.bin)
     for name in list(env.env):
         if name.startswith("XDG_") or name in ("DBUS_SESSION_BUS_ADDRESS", "TMPDIR",
@@ -143,7 +144,7 @@ def say(process: subprocess.Popen[bytes], line: str) -> None:
 # locks only eventually, so a lock left to the close could keep the next process waiting.
 LOCK_HOLDER = """\
 import hashlib, msvcrt, os, sys
-from git_credential_pat import lock
+from git_credential_pat.edges import lock
 path = os.path.join(lock.lock_dir(), hashlib.sha256(b"windows tier").hexdigest()[:24] + ".lock")
 print(path, flush=True)
 close = os.close
@@ -166,8 +167,8 @@ print("released", flush=True)
 """
 LOCK_CONTENDER = """\
 import sys
-from git_credential_pat import lock
-from git_credential_pat.errors import HelperError
+from git_credential_pat.edges import lock
+from git_credential_pat.core.errors import HelperError
 try:
     with lock.held("windows tier", timeout=1):
         print("acquired while held", flush=True)
@@ -218,7 +219,7 @@ def test_files_live_under_appdata_and_localappdata(wenv: GitEnv, windows: Window
 READER_AGAINST_KEYRING = """\
 import ctypes, json
 from keyring.backends import Windows
-from git_credential_pat import wincred
+from git_credential_pat.edges import wincred
 backend = Windows.WinVaultKeyring()
 values = {"first": "PAT-0123456789abcdef", "second": "pässwörd ✓ 密码 🔑", "empty": "",
           "third": "x" * 1000}
@@ -262,7 +263,7 @@ def test_a_hit_imports_neither_keyring_msal_nor_requests(wenv: GitEnv, windows: 
     assert b"password=PAT-budget\n" in done.stdout
     imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.decode().splitlines()
                 if line.startswith("import time:") and "imported package" not in line}
-    assert "git_credential_pat.wincred" in imported
+    assert "git_credential_pat.edges.wincred" in imported
     assert {name.split(".")[0] for name in imported} & NOT_ON_A_WINDOWS_HIT == set()
 
 

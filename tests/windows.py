@@ -202,6 +202,9 @@ class Windows:
         values = done.stdout.decode().strip().split("|")
         return {name: self.linux_path(value) for name, value in zip(names, values)}
 
+    def clear_credentials(self) -> None:
+        self.py("-c", CLEAR_CREDENTIALS)
+
     def credentials(self) -> list[Credential]:
         """Every generic item in Credential Manager, read with CredEnumerateW itself."""
         done = self.py("-c", LIST_CREDENTIALS)
@@ -235,8 +238,7 @@ def _key() -> str:
 
 @contextmanager
 def windows_machine() -> Iterator[Windows]:
-    """The cached machine, built first when missing; wineserver runs for as long as it is used.
-    Credential Manager starts empty."""
+    """The cached machine, built first when missing; wineserver runs for as long as it is used."""
     wine = wine_program()
     if wine is None:
         raise Unavailable("Wine is not installed (tests/run installs Debian's wine64 as root)")
@@ -259,7 +261,7 @@ def windows_machine() -> Iterator[Windows]:
     # The services a first Wine process starts would inherit its pipes and hold them open.
     _quiet([str(machine.wine), "wineboot"], machine.env)
     try:
-        machine.py("-c", CLEAR_CREDENTIALS)
+        machine.clear_credentials()
         machine.install_helper()
         yield machine
     finally:

@@ -1,0 +1,207 @@
+"""What the helper answers to git's `get`, `store` and `erase`.
+
+A request comes in parsed, the decision is made from the stored item and the clock
+(`core.policy`), and the answer goes back as protocol pairs. Only a miss or a due rotation
+imports `mint`, which brings in msal and requests; a stored, valid PAT is answered without them.
+"""
+
+from __future__ import annotations
+
+from git_credential_pat.actions.context import OrgContext, Runtime, update_item
+from git_credential_pat.core import entries, policy
+from git_credential_pat.core.protocol import Message
+from git_credential_pat.core.remote import Org, account_hint, azure_org
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from git_credential_pat.core.entries import Entry, Item
+    from git_credential_pat.core.policy import Answer
+    from git_credential_pat.edges.store import SecretStore
+
+
+def request_url(request: Message) -> str:
+    path = request.get("path") or ""
+    return f"{request.get('protocol')}://{request.get('host')}/{path}"
+
+
+def handle(action: str, request: Message, runtime: Runtime) -> Answer:
+    """Dispatch one git action; an action git may add in the future is ignored, as git asks."""
+    org = azure_org(request.attrs["protocol"], request.attrs["host"], request.get("path"),
+                    request.get("username"))
+    if org is None:
+        if "/" in request.attrs["host"] or "#" in request.attrs["host"]:
+            # No host has these (git decodes them from %2F/%23); in a key they would name
+            # another item: an organization's (https://dev.azure.com/org) or a chunk (key#0).
+            return []
+        plain = {"get": _get_plain, "store": _store_plain, "erase": _erase_plain}.get(action)
+        return plain(request, runtime) if plain else []
+    azure = {"get": _get_azure, "store": _store_azure, "erase": _erase_azure}.get(action)
+    if azure is None:
+        return []
+    settings = runtime.settings(request_url(request))
+    context = OrgContext(runtime, org, settings, runtime.store(settings),
+                         request.values("wwwauth[]"))
+    return azure(request, context)
+
+
+# Any HTTPS host: a keyring-backed store with git's own matching rules.
+
+def _plain(request: Message, runtime: Runtime) -> tuple[SecretStore, str]:
+    store = runtime.store(runtime.settings(request_url(request)))
+    return store, entries.item_key(request.attrs["protocol"], request.attrs["host"])
+
+
+def _get_plain(request: Message, runtime: Runtime) -> Answer:
+    store, key = _plain(request, runtime)
+    entry = entries.find(entries.load(store.read(key)), request, runtime.clock())
+    return entries.answer(entry, request) if entry else []
+
+
+def _storable(request: Message, now: float) -> bool:
+    ephemeral = (request.get("ephemeral") or "").lower() in ("1", "true")
+    return not ephemeral and not entries.expired(entries.entry_from(request), now)
+
+
+def _store_plain(request: Message, runtime: Runtime) -> Answer:
+    if _storable(request, runtime.clock()):
+        store, key = _plain(request, runtime)
+        update_item(store, key, lambda item: entries.put(item, entries.entry_from(request)))
+    return []
+
+
+def _erase_plain(request: Message, runtime: Runtime) -> Answer:
+    store, key = _plain(request, runtime)
+    if entries.matching(entries.load(store.read(key)), request):
+        update_item(store, key, lambda item: bool(entries.remove(item, request)))
+    return []
+
+
+# Azure DevOps: one item per organization, holding a PAT per Entra account.
+
+def _account(request: Message, context: OrgContext) -> str:
+    return account_hint(request.get("username"), context.org) or context.settings.account
+
+
+def _get_azure(request: Message, context: OrgContext) -> Answer:
+    """A PAT works with any user name, so the answer keeps the one git asked with: Azure
+    DevOps' own clone URLs carry the organization's name there, and git's credential-cache,
+    handed the answer, files it under the user name answered and is asked under the URL's."""
+    provided = policy.provided_token(context.org, context.runtime.environ)
+    if provided:
+        return provided
+    asked = request.get("username")
+    answer = _answer_from_store(request, context)
+    return [("username", asked) if asked and key == "username" else (key, value)
+            for key, value in answer]
+
+
+def _answer_from_store(request: Message, context: OrgContext) -> Answer:
+    account = _account(request, context)
+    now = context.now()
+    item = context.item()
+    entry = policy.servable(item, account, context.settings, now)
+    if entry:
+        if policy.sweep_owed(item, now):
+            from git_credential_pat.actions import revoke
+
+            revoke.finish_sweep(context, entry, item)
+        return policy.answer_pat(entry)
+    from git_credential_pat.actions import mint
+
+    return mint.obtain(context, account)
+
+
+def _store_azure(request: Message, context: OrgContext) -> Answer:
+    """git sends `store` after every fetch that a credential let through, to every helper,
+    git's credential-cache first. Usually it is the PAT `get` answered, and nothing changes;
+    but the cache has just been handed it too, and must lose it again when `get` would no
+    longer answer with it (`gitcache`)."""
+    password = request.get("password")
+    if not password:
+        return []
+    if (policy.provided_token(context.org, context.runtime.environ)
+            or policy.looks_like_access_token(password)):
+        # Short-lived tokens are fetched afresh each time and kept nowhere; and while a token
+        # is provided, `get` answers with it rather than with whatever the cache holds.
+        _uncache(request)
+        return []
+    now = context.now()
+    if not _storable(request, now):
+        return []
+    account = _account(request, context)
+    item = context.item()
+    if _holds(item, password):  # the common case: what `get` answered
+        entry = policy.servable(item, account, context.settings, now)
+        if not entry or entry["password"] != password or policy.sweep_owed(item, now):
+            _uncache(request)  # so that the next request reaches `get`, which has work to do
+        return []
+    refused: list[bool] = []
+
+    def keep(fresh: Item) -> bool:
+        if _holds(fresh, password):
+            return False
+        current = policy.pick(fresh, account, now)
+        if current and entries.minted(current):
+            # A fetch that began before a rotation hands back the PAT it was given, which the
+            # rotation has revoked; keeping it would undo the rotation.
+            refused.append(True)
+            return False
+        entry = entries.entry_from(request)
+        entry.pop("path", None)
+        entry["username"] = entry.get("username") or "pat"
+        entries.put(fresh, entry)
+        return True
+
+    context.update_item(keep)
+    if refused:
+        _uncache(request)
+    return []
+
+
+def _holds(item: Item, password: str) -> bool:
+    return any(e.get("password") == password for e in item["credentials"])
+
+
+def _uncache(request: Message) -> None:
+    from git_credential_pat.edges import gitcache
+
+    gitcache.forget([(k, v) for k, v in request.attrs.items()
+                     if k in ("protocol", "host", "path", "username", "password")])
+
+
+def _erased(request: Message, org: Org) -> Message:
+    """What an erase names: the password git saw refused, which is one credential whatever
+    user name it was answered under; without one, the account the URL names, or else all."""
+    if request.get("password"):
+        return Message(attrs={"password": request.attrs["password"]})
+    account = account_hint(request.get("username"), org)
+    return Message(attrs={"username": account} if account else {})
+
+
+def _erase_azure(request: Message, context: OrgContext) -> Answer:
+    """Forget the credential git just saw refused, and revoke it if this tool minted it.
+
+    The password must match: an erase for an old PAT never removes the newer one another
+    process stored meanwhile.
+    """
+    query = _erased(request, context.org)
+    if not entries.matching(context.item(), query):
+        return []
+    gone: list[Entry] = []
+
+    def forget(fresh: Item) -> bool:
+        gone.extend(entries.remove(fresh, query))
+        return bool(gone)
+
+    item = context.update_item(forget)
+    if not gone:
+        return []
+    from git_credential_pat.edges import gitcache
+
+    gitcache.forget_org(context.org)  # git erased it for this path; other paths hold it too
+    minted = [e for e in gone if entries.minted(e)]
+    if minted:
+        from git_credential_pat.actions import revoke
+
+        revoke.revoke_quietly(context, minted, item)
+    return []

@@ -1,0 +1,101 @@
+"""Revoking PATs this installation minted: the one just replaced, ones a killed process or a
+lost keyring left behind (found by their display name, unique to this installation), and one
+git saw refused. Best effort where git already has its answer; what failed is tried later."""
+
+from __future__ import annotations
+
+from git_credential_pat.actions.context import OrgContext
+from git_credential_pat.core import entries, policy
+from git_credential_pat.core.errors import HelperError
+from git_credential_pat.edges import gitcache, trace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from git_credential_pat.core.entries import Entry, Item
+    from git_credential_pat.edges.patapi import PatClient
+    from git_credential_pat.edges.signin import AccessToken
+
+
+def revoke_one(client: PatClient, authorization_id: str) -> str:
+    """Revoke a PAT; "" when it is gone (revoked now, or already), else why it is not."""
+    try:
+        client.revoke(authorization_id)
+    except HelperError as error:
+        if getattr(error, "code", "") == "authorizationNotFound":
+            return ""
+        trace.log(f"could not revoke {authorization_id}: {error}")
+        return str(error)
+    return ""
+
+
+def ours(client: PatClient, context: OrgContext) -> set[str]:
+    """Active PATs this installation minted in the organization, found by their display name,
+    so that ones a lost keyring forgot are found too."""
+    name = context.display_name()
+    return {p.authorization_id for p in client.list() if p.display_name == name}
+
+
+def sweep(context: OrgContext, token: AccessToken, keep: Entry, replaced: list[Entry]) -> None:
+    """Revoke what this installation minted before `keep`. Best effort: git already has its
+    answer; what could not be revoked is tried again by a `get` an hour later
+    (`finish_sweep`)."""
+    client = context.pats(token)
+    doomed = {entries.pat_id(e) for e in replaced}
+    done = True
+    try:
+        doomed |= ours(client, context)
+    except HelperError as error:
+        trace.log(f"could not list PATs: {error}")
+        done = False
+    doomed -= {entries.pat_id(keep), ""}
+    for authorization_id in sorted(doomed):
+        done = not revoke_one(client, authorization_id) and done
+    if doomed:  # git's cache may still hand them out, for this or another path of the org
+        gitcache.forget_org(context.org)
+    later = int(context.now()) + policy.SWEEP_RETRY
+
+    def record(fresh: Item) -> None:
+        org = entries.org_of(fresh)
+        if done:
+            org.pop("sweep_due", None)
+        else:
+            org["sweep_due"] = later
+
+    try:
+        context.update_item(record)
+    except HelperError as error:
+        trace.log(f"could not record the sweep: {error}")
+
+
+def finish_sweep(context: OrgContext, entry: Entry, item: Item) -> None:
+    """On a `get` that found a sweep owed (a mint's process was killed, or revoking failed):
+    sweep now if sign-in needs no person and no other process is minting. Never raises: git
+    gets the stored PAT whatever happens here."""
+    try:
+        with context.mint_lock(timeout=0):
+            if "sweep_due" not in entries.org_of(context.item()):
+                return  # another process has just done it
+            try:
+                token = context.token(context.tenant(item), entry.get("username", ""),
+                                      interactive=False)
+            except HelperError:
+                later = int(context.now()) + policy.SWEEP_RETRY
+                context.update_item(lambda fresh: entries.org_of(fresh).update(sweep_due=later))
+                raise
+            sweep(context, token, entry, [])
+    except HelperError as error:
+        trace.log(f"not revoking old PATs now: {error}")
+
+
+def revoke_quietly(context: OrgContext, gone: list[Entry], item: Item) -> None:
+    """After git saw a PAT refused: revoke it server-side if sign-in needs no person."""
+    try:
+        tenant = context.tenant(item)
+        token = context.token(tenant, entries.org_of(item).get("account", ""),
+                              interactive=False)
+    except HelperError as error:
+        trace.log(f"not revoking after erase: {error}")
+        return
+    client = context.pats(token)
+    for entry in gone:
+        revoke_one(client, entries.pat_id(entry))

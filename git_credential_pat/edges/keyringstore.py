@@ -1,0 +1,174 @@
+"""The OS keyring through `keyring`, with the backend chosen explicitly.
+
+Letting `keyring` auto-detect costs time on every call and, without D-Bus, can silently pick a
+plaintext backend; so the platform's own keyring is named here (Secret Service, macOS Keychain,
+Windows Credential Manager) unless the user names one in `PYTHON_KEYRING_BACKEND`.
+Windows Credential Manager caps a secret at 2,560 bytes, so long values (the sign-in token cache)
+are split across numbered items.
+
+On the Secret Service, reads go first to `secretservice`, which answers from the same items
+without importing `keyring`; `keyring` (about 150 ms to import) is loaded only to write, delete,
+list, or when that reader cannot answer (a locked keyring, no D-Bus), so that its prompt to
+unlock and its errors are the ones a person sees.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from git_credential_pat.core.constants import FILE_STORE_HINT, SERVICE
+from git_credential_pat.core.errors import StoreError
+from git_credential_pat.edges import trace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+    from typing import Any
+
+CHUNK = 1000  # characters; UTF-16 on Windows, so 2,000 of the 2,560 bytes allowed
+CHUNKED = "chunked:"
+INDEX_KEY = "index"
+
+
+def _direct_reader() -> Callable[[str, str], str | None] | None:
+    """`secretservice.lookup` where `_platform_backend` picks the Secret Service, else None."""
+    if os.environ.get("PYTHON_KEYRING_BACKEND") or sys.platform in ("darwin", "win32"):
+        return None
+    from git_credential_pat.edges.secretservice import lookup
+
+    return lookup
+
+
+def _platform_backend() -> Any:
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        import keyring
+
+        return keyring.get_keyring()
+    if sys.platform == "darwin":
+        from keyring.backends import macOS
+
+        return macOS.Keyring()
+    if sys.platform == "win32":
+        from keyring.backends import Windows
+
+        return Windows.WinVaultKeyring()
+    from keyring.backends import SecretService
+
+    try:
+        SecretService.Keyring.priority  # noqa: B018 - raises when no Secret Service answers
+    except (RuntimeError, OSError):  # OSError: a bus address whose socket is gone
+        raise StoreError(
+            "no Secret Service keyring is running (is D-Bus up? start gnome-keyring or KeePassXC), "
+            f"or opt into the plaintext file store: {FILE_STORE_HINT}"
+        ) from None
+    return SecretService.Keyring()
+
+
+def _one_writer() -> AbstractContextManager[None]:
+    """Writes take turns across processes: each is a read-modify-write of the key index, and
+    gnome-keyring 42 has been seen to crash under many parallel writes, coming back locked."""
+    from git_credential_pat.edges import lock
+
+    return lock.held("keyring-write", timeout=30)
+
+
+class KeyringStore:
+    def __init__(self) -> None:
+        self._direct_read = _direct_reader()
+        self._loaded_backend: Any = None
+
+    @property
+    def _backend(self) -> Any:
+        if self._loaded_backend is None:
+            self._loaded_backend = _platform_backend()
+        return self._loaded_backend
+
+    @property
+    def description(self) -> str:
+        return f"OS keyring ({self._backend.name})"
+
+    def _call(self, method: str, *args: str) -> Any:
+        backend = self._backend  # its own StoreError says what is missing
+        from keyring.errors import KeyringError, KeyringLocked, PasswordDeleteError
+
+        try:
+            return getattr(backend, method)(SERVICE, *args)
+        except PasswordDeleteError:
+            return None
+        except KeyringLocked:
+            raise StoreError(
+                "the keyring is locked; unlock it (log in to the desktop, or run "
+                "`gnome-keyring-daemon --unlock`) and try again"
+            ) from None
+        except (KeyringError, RuntimeError, OSError) as error:
+            raise StoreError(
+                f"the keyring failed ({error.__class__.__name__}); "
+                f"check `git credential-pat doctor`, or opt into {FILE_STORE_HINT}"
+            ) from None
+        except Exception as error:  # noqa: BLE001 - D-Bus and platform errors of every backend
+            raise StoreError(f"the keyring failed ({error.__class__.__name__})") from None
+
+    def _get(self, key: str) -> str | None:
+        if self._direct_read is not None:
+            from git_credential_pat.edges.secretservice import Unavailable
+
+            try:
+                return self._direct_read(SERVICE, key)
+            except Unavailable as error:
+                trace.log(f"reading through keyring instead: {error}")
+                self._direct_read = None  # one bounded wait per process, not one per read
+        return self._call("get_password", key)
+
+    def read(self, key: str) -> str | None:
+        value = self._get(key)
+        if value is None or not value.startswith(CHUNKED):
+            return value
+        count = int(value[len(CHUNKED):])
+        parts = [self._get(f"{key}#{n}") for n in range(count)]
+        return None if None in parts else "".join(parts)
+
+    def write(self, key: str, value: str) -> None:
+        with _one_writer():
+            old = self._call("get_password", key)
+            if old is None and key != INDEX_KEY:
+                # First, so that a failure here leaves nothing stored: a caller that then
+                # revokes the secret it could not store must not leave it in the keyring.
+                self._index(add=key)
+            if len(value) > CHUNK:
+                parts = [value[i:i + CHUNK] for i in range(0, len(value), CHUNK)]
+                for n, part in enumerate(parts):
+                    self._call("set_password", f"{key}#{n}", part)
+                self._call("set_password", key, f"{CHUNKED}{len(parts)}")
+                self._drop_chunks(key, old, keep=len(parts))
+            else:
+                self._call("set_password", key, value)
+                self._drop_chunks(key, old, keep=0)
+
+    def delete(self, key: str) -> None:
+        with _one_writer():
+            old = self._call("get_password", key)
+            self._call("delete_password", key)
+            self._drop_chunks(key, old, keep=0)
+            if key != INDEX_KEY:
+                self._index(remove=key)
+
+    def keys(self) -> list[str]:
+        import json
+
+        return sorted(json.loads(self._call("get_password", INDEX_KEY) or "[]"))
+
+    def _drop_chunks(self, key: str, old: str | None, keep: int) -> None:
+        if old and old.startswith(CHUNKED):
+            for n in range(keep, int(old[len(CHUNKED):])):
+                self._call("delete_password", f"{key}#{n}")
+
+    def _index(self, add: str = "", remove: str = "") -> None:
+        """Keep the list of keys `status` and `logout` walk; the `get` path never reads it.
+        Called by a writer, so the read-modify-write is not interleaved."""
+        import json
+
+        keys = set(self.keys())
+        keys = (keys | {add} if add else keys) - {remove}
+        self._call("set_password", INDEX_KEY, json.dumps(sorted(keys)))

@@ -1,0 +1,68 @@
+"""Cross-process locks, so parallel git processes mint one PAT instead of sixteen.
+
+The lock is an OS file lock (flock on POSIX, msvcrt on Windows): the kernel drops it when its
+holder exits, even by SIGKILL, so a killed helper never leaves a lock behind. The lock files hold
+nothing; their names are hashes, so they do not even reveal which organizations are in use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from git_credential_pat.core.errors import HelperError
+
+POLL_SECONDS = 0.05
+
+
+def lock_dir() -> str:
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.path.join(
+        os.environ.get("LOCALAPPDATA") or os.path.expanduser("~/.cache"), "git-credential-pat"
+    )
+    path = os.path.join(base, "git-credential-pat-locks")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+@contextmanager
+def held(name: str, timeout: float) -> Iterator[None]:
+    """Hold the lock called `name`, waiting at most `timeout` seconds for it."""
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    fd = os.open(os.path.join(lock_dir(), digest + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _try_lock(fd):
+            if time.monotonic() >= deadline:
+                raise HelperError(
+                    f"another git-credential-pat process has been busy for {timeout:.0f}s "
+                    "(signing in?); try again when it is done"
+                )
+            time.sleep(POLL_SECONDS)
+        yield
+    finally:
+        os.close(fd)

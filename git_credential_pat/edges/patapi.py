@@ -1,0 +1,204 @@
+"""A client of Azure DevOps' PAT Lifecycle Management API, for one organization.
+
+The API authenticates with an Entra access token (never a PAT) and documents HTTP 200 even for
+failures, with the reason in `patTokenError`; so the body, not the status, decides success.
+Every PAT is created for this organization only (`allOrgs: false`): global PATs stop working
+on 1 December 2026 and many organizations forbid them already.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import requests
+
+from git_credential_pat.core.constants import DAY
+from git_credential_pat.core.errors import HelperError
+from git_credential_pat.core.redact import printable, secret
+from git_credential_pat.edges import http, trace
+
+API_VERSION = "7.1-preview.1"
+PAGE_SIZE = 100
+_ISO_DATE = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.\d+)?(Z|[+-]\d\d:?\d\d)?", re.ASCII)
+
+
+@dataclass
+class Pat:
+    """A PAT as the API describes it; `token` is the secret, present only right after create."""
+
+    authorization_id: str
+    display_name: str
+    scope: str
+    valid_from: int
+    valid_to: int
+    target_accounts: list[str]
+    token: str | None
+
+
+class PatApiError(HelperError):
+    """The API refused; `code` is its `patTokenError` (or "" for an HTTP-level refusal)."""
+
+    def __init__(self, message: str, code: str = "", status: int = 200) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def _explain(code: str, org: str, scope: str = "", days: int | None = None) -> str:
+    """What a `patTokenError` means to the person running git, and what they can do."""
+    lifespan = f" of {days} days" if days is not None else ""
+    messages = {
+        "displayNameRequired": "the PAT needs a name",
+        "invalidDisplayName": "the PAT name was refused",
+        "invalidValidTo": "the PAT expiry date was refused",
+        "invalidScope": f"the PAT scope {scope!r} was refused; check credential.patScope",
+        "accessDenied": f"your account may not manage PATs in the organization {org}",
+        "authorizationNotFound": f"the organization {org} has no such PAT",
+        "invalidAuthorizationId": "the PAT id was refused as malformed",
+        "failedToReadTenantPolicy": f"Azure DevOps could not read the PAT policies of {org}; "
+                                    "try again later",
+        "globalPatPolicyViolation": f"the organization {org} does not allow PATs for all "
+                                    "organizations",
+        "fullScopePatPolicyViolation": f"the organization {org} does not allow full-access PATs; "
+                                       "set credential.patScope to narrower scopes",
+        "patLifespanPolicyViolation": f"the organization {org} does not allow PATs with a "
+                                      f"lifespan{lifespan}; set credential.patLifespanDays lower",
+        "disablePatCreationPolicyViolation": f"the organization {org} does not allow creating "
+                                             "PATs",
+        "globalPATCreationBlocked": "Azure DevOps no longer creates PATs for all organizations",
+        "expiredPatCannotBeExtended": "an expired PAT cannot be extended; create a new one",
+        "noPatToken": f"Azure DevOps answered without the PAT for {org}",
+    }
+    return messages.get(code, f"Azure DevOps refused the PAT request for {org} ({code})")
+
+
+class PatClient:
+    """The PATs of the signed-in user in one organization."""
+
+    def __init__(self, org: str, access_token: str, session: requests.Session,
+                 timeout: float) -> None:
+        secret(access_token)
+        self.org = org
+        self.url = f"https://vssps.dev.azure.com/{org}/_apis/tokens/pats"
+        self.session = session
+        self.timeout = timeout
+        self._headers = {"Authorization": f"Bearer {access_token}",
+                         "Accept": "application/json"}
+
+    def create(self, display_name: str, scope: str, valid_to: int) -> Pat:
+        body = {"displayName": display_name, "scope": scope, "validTo": format_time(valid_to),
+                "allOrgs": False}
+        return self._pat_result("POST", "creating a PAT", json=body)
+
+    def revoke(self, authorization_id: str) -> None:
+        step = "revoking a PAT"
+        response = self._send("DELETE", step, params={"authorizationId": authorization_id})
+        if response.status_code >= 400 or response.content.strip() not in (b"", b"{}"):
+            self._result(response, step, {})  # a refusal, which comes with a patTokenError
+
+    def list(self, status: str = "active") -> Iterator[Pat]:
+        """Every PAT with that status (active, revoked, expired or all), fetched page by page."""
+        seen: set[str] = set()
+        continuation = ""
+        while True:
+            params = {"displayFilterOption": status, "$top": str(PAGE_SIZE)}
+            if continuation:
+                params["continuationToken"] = continuation
+            step = "listing PATs"
+            page = self._result(self._send("GET", step, params=params), step, {})
+            for item in page.get("patTokens") or []:
+                yield _pat(item, self.org)
+            continuation = page.get("continuationToken") or ""
+            if not continuation:
+                return
+            if continuation in seen:
+                trace.log("the PAT list repeated a continuation token; stopping")
+                return
+            seen.add(continuation)
+
+    def _send(self, method: str, step: str, *, params: dict[str, str] | None = None,
+              json: dict | None = None) -> requests.Response:
+        query = {"api-version": API_VERSION, **(params or {})}
+        return http.call(self.session, method, self.url, step=f"{step} in {self.org}",
+                         timeout=self.timeout, headers=self._headers, params=query, json=json)
+
+    def _pat_result(self, method: str, step: str, *, params: dict[str, str] | None = None,
+                    json: dict | None = None) -> Pat:
+        """The PAT of a result; a null `patToken` is a failure even with no error code."""
+        response = self._send(method, step, params=params, json=json)
+        item = self._result(response, step, json or {}).get("patToken")
+        if not isinstance(item, dict):
+            raise PatApiError(_explain("noPatToken", self.org), "noPatToken",
+                              response.status_code)
+        return _pat(item, self.org)
+
+    def _result(self, response: requests.Response, step: str, request: dict) -> dict:
+        """The answer's JSON, once neither its `patTokenError` nor its status is a refusal.
+
+        The body is read first: the API may send its error codes with any status.
+        """
+        status = response.status_code
+        if status >= 400 and not _has_pat_error(response):
+            if status in (401, 403):
+                raise PatApiError(f"your account may not manage PATs in the organization "
+                                  f"{self.org} (HTTP {status} while {step})", "", status)
+            raise PatApiError(f"Azure DevOps refused {step} in {self.org} (HTTP {status})",
+                              "", status)
+        result = http.json_of(response, f"the result of {step}")
+        code = printable(str(result.get("patTokenError") or "none"))[:80]
+        if code != "none":
+            raise PatApiError(_explain(code, self.org, request.get("scope", ""),
+                                       _days_from_now(request.get("validTo"))), code, status)
+        return result
+
+
+def _has_pat_error(response: requests.Response) -> bool:
+    return b'"patTokenError"' in response.content[:http.MAX_BODY]
+
+
+def _days_from_now(valid_to: str | None) -> int | None:
+    """The lifespan a request asked for, in whole days as people set it."""
+    return round((parse_time(valid_to) - time.time()) / DAY) if valid_to else None
+
+
+def _pat(item: dict, org: str) -> Pat:
+    try:
+        pat = Pat(
+            authorization_id=str(item["authorizationId"]),
+            display_name=str(item.get("displayName") or ""),
+            scope=str(item.get("scope") or ""),
+            valid_from=parse_time(item["validFrom"]),
+            valid_to=parse_time(item["validTo"]),
+            target_accounts=[str(a) for a in item.get("targetAccounts") or []],
+            token=item.get("token") or None,
+        )
+    except (KeyError, TypeError, ValueError):
+        raise HelperError(f"Azure DevOps described a PAT of {org} in an unexpected shape "
+                          "(no authorizationId or dates)") from None
+    secret(pat.token)
+    return pat
+
+
+def parse_time(text: str) -> int:
+    """Unix seconds from the API's ISO 8601 dates (`2020-11-02T22:56:52.1033333Z`), whose
+    seven fractional digits Python 3.9's `fromisoformat` refuses."""
+    match = _ISO_DATE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"not an ISO 8601 date: {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    zone = match.group(7) or "Z"
+    offset = 0
+    if zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return calendar.timegm((year, month, day, hour, minute, second)) - offset
+
+
+def format_time(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

@@ -1,0 +1,345 @@
+"""Signing in to Microsoft Entra ID with msal, for an access token to Azure DevOps.
+
+Imported only when a PAT must be minted or an access token is the answer. A refresh token from
+an earlier sign-in is tried first; a person is asked only when that fails, and only when one
+can be asked at all: git is often run by IDEs, scripts and CI with nobody watching, where a
+browser that never opens or a device code nobody reads would hang the fetch. The token cache
+is handed to the caller's storage (the OS keyring), never written to a file here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import msal
+import requests
+from msal.oauth2cli.oauth2 import BrowserInteractionTimeoutError
+
+from git_credential_pat.core.constants import AZURE_DEVOPS_SCOPES, MSA_AUTHORITY_TENANT
+from git_credential_pat.core.errors import HelperError, SignInRequired
+from git_credential_pat.core.redact import printable, secret
+from git_credential_pat.core.settings import Settings
+from git_credential_pat.edges import http, trace
+
+SCOPES = list(AZURE_DEVOPS_SCOPES)
+_CACHE = msal.TokenCache.CredentialType
+_ACCOUNT_DATA = (_CACHE.ACCESS_TOKEN, _CACHE.REFRESH_TOKEN, _CACHE.ID_TOKEN, _CACHE.ACCOUNT)
+_STILL_WAITING = frozenset({"authorization_pending", "slow_down"})
+
+
+@dataclass
+class AccessToken:
+    token: str
+    expires_on: int  # Unix seconds
+    account: str  # the UPN that actually signed in
+    tenant: str  # the tenant that issued the token
+
+
+class TokenCacheStorage(Protocol):
+    """Where msal's serialized token cache lives between runs (it holds refresh tokens)."""
+
+    def load(self) -> str | None: ...
+
+    def save(self, text: str) -> None: ...
+
+
+class Prompt(Protocol):
+    """Where lines meant for the person go: never stdout, which belongs to git."""
+
+    def say(self, line: str) -> None: ...
+
+
+class _TraceHandler(logging.Handler):
+    """msal's log lines, into the redacting trace; and nothing onto stderr by default."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        trace.log(f"msal: {record.getMessage()}")
+
+
+def _route_msal_logs() -> None:
+    logger = logging.getLogger("msal")
+    if not any(isinstance(h, _TraceHandler) for h in logger.handlers):
+        logger.addHandler(_TraceHandler(logging.INFO))
+        logger.propagate = False
+    logger.setLevel(logging.INFO if trace.enabled() else logging.WARNING)
+
+
+def choose_flow(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """How a person can be asked to sign in here: "browser", "device", "broker", or None.
+
+    Decided from the environment alone, with no network, because git waits on it.
+    """
+    if settings.interactive == "never":
+        return None
+    if settings.flow == "device":
+        return "device" if _terminal(environ) else None
+    if settings.flow in ("browser", "broker"):
+        return settings.flow
+    if _browser(environ):
+        return "browser"
+    return "device" if _terminal(environ) else None
+
+
+def _browser(environ: Mapping[str, str]) -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return any(environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"))
+
+
+def _terminal(environ: Mapping[str, str]) -> bool:
+    """A person is at a terminal: the controlling terminal (or Windows console) opens, and
+    git was not told to keep off it (GIT_TERMINAL_PROMPT=0, which IDEs and CI set)."""
+    if environ.get("GIT_TERMINAL_PROMPT", "").strip() == "0":
+        return False
+    try:
+        fd = os.open("CONOUT$" if sys.platform == "win32" else "/dev/tty", os.O_RDWR)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+class SignIn:
+    """Entra sign-in for one run of the helper, with msal's cache in the caller's storage."""
+
+    def __init__(self, settings: Settings, session: requests.Session, cache: TokenCacheStorage,
+                 prompt: Prompt, environ: Mapping[str, str] | None = None) -> None:
+        _route_msal_logs()
+        self.settings = settings
+        self.session = session
+        self.prompt = prompt
+        self.environ = os.environ if environ is None else environ
+        self._storage = cache
+        self._cache = msal.SerializableTokenCache()
+        text = cache.load()
+        if text:
+            try:
+                if isinstance(json.loads(text), dict):
+                    self._cache.deserialize(text)
+            except ValueError:
+                trace.log("the stored sign-in cache is unreadable; starting with an empty one")
+        self._host = urlsplit(settings.authority_host).hostname or settings.authority_host
+
+    # -- the token -------------------------------------------------------------------------
+
+    def token(self, tenant: str, account: str = "", *, interactive: bool, for_what: str,
+              login_url: str) -> AccessToken:
+        """An access token to Azure DevOps for `tenant`, silently if the cache allows.
+
+        Raises `SignInRequired` when a person is needed but `interactive` is False or nobody
+        can be asked (`choose_flow` is None); `HelperError` when sign-in fails or is refused.
+        """
+        step = f"signing in for {for_what}"
+        needed = SignInRequired(f"sign-in needed for {for_what}; "
+                                f"run: git credential-pat login {login_url}")
+        flow = choose_flow(self.settings, self.environ) if interactive else None
+        if flow == "broker":
+            _check_broker()
+        known = self._home_accounts(tenant, account)
+        if not known and flow is None:
+            raise needed  # nothing to try silently: answer at once, without the network
+        try:
+            app = self._app(tenant, broker=flow == "broker", step=step)
+            result, who = self._silent(app, known)
+            if result is None:
+                if flow is None:
+                    raise needed
+                result, who = self._ask(app, flow, account, for_what), account
+        except requests.RequestException as error:
+            raise http.failure(error, self.settings.authority_host, step, self.session) from None
+        except msal.exceptions.MsalServiceError:  # msal's word for a 5xx
+            raise HelperError(f"{self._host} is having trouble while {step}; "
+                              "try again later") from None
+        except ValueError:  # msal found no JSON where it expected some
+            raise HelperError(f"{self._host} did not answer like the sign-in service while "
+                              f"{step} (is a proxy or portal in the way?)") from None
+        finally:
+            self._save()
+        return self._access_token(result, tenant, who, for_what)
+
+    def _app(self, tenant: str, broker: bool, step: str) -> msal.PublicClientApplication:
+        authority = f"{self.settings.authority_host.rstrip('/')}/{tenant}"
+        client = _MsalHttp(self.session, self.settings.timeout, step)
+        try:
+            return msal.PublicClientApplication(
+                self.settings.client_id, authority=authority, http_client=client,
+                token_cache=self._cache, enable_broker_on_windows=broker,
+                enable_broker_on_mac=broker)
+        except ValueError:
+            # msal could not read the tenant's OpenID configuration: unknown tenant, or a page
+            # that is not the sign-in service (a proxy's).
+            raise HelperError(f"{self._host} does not know the tenant {tenant!r}; if it is "
+                              "wrong, set credential.patTenant") from None
+
+    def _home_accounts(self, tenant: str, account: str) -> set[str]:
+        """The cached account to try silently: the one named, else the only one that belongs
+        to this tenant; none when that is ambiguous, so that a person picks."""
+        entries = [e for e in self._cache.search(_CACHE.ACCOUNT)
+                   if e.get("environment", "").lower() == self._host.lower()]
+        if account:
+            found = {e["home_account_id"] for e in entries
+                     if e.get("username", "").lower() == account.lower()}
+        else:
+            found = {e["home_account_id"] for e in entries if _belongs(e, tenant)}
+        return found if len(found) == 1 else set()
+
+    def _silent(self, app: msal.PublicClientApplication, known: set[str]
+                ) -> tuple[dict | None, str]:
+        """A token from the cache or a refresh token, and whose it is (a token served from
+        the cache comes without the id token's claims)."""
+        for candidate in app.get_accounts():
+            if candidate.get("home_account_id") in known:
+                result = app.acquire_token_silent_with_error(SCOPES, account=candidate)
+                if result and "access_token" in result:
+                    return result, str(candidate.get("username") or "")
+                if result:
+                    trace.log(f"silent sign-in failed: {result.get('error')}")
+        return None, ""
+
+    def _ask(self, app: msal.PublicClientApplication, flow: str, account: str,
+             for_what: str) -> dict:
+        if flow == "device":
+            return self._device(app, account, for_what)
+        window = "the system's sign-in window" if flow == "broker" else "a browser"
+        self.prompt.say(f"opening {window} to sign in for {for_what}"
+                        f"{f' as {account}' if account else ''}")
+        extra = {"parent_window_handle": app.CONSOLE_WINDOW_HANDLE} if flow == "broker" else {}
+        try:
+            with _stdout_to_stderr():
+                return app.acquire_token_interactive(
+                    SCOPES, login_hint=account or None,
+                    prompt=None if account else "select_account",
+                    timeout=self.settings.signin_timeout, **extra)
+        except BrowserInteractionTimeoutError:
+            raise HelperError(f"sign-in for {for_what} was not completed within "
+                              f"{self.settings.signin_timeout:.0f} seconds") from None
+
+    def _device(self, app: msal.PublicClientApplication, account: str, for_what: str) -> dict:
+        flow = app.initiate_device_flow(scopes=SCOPES)
+        if "user_code" not in flow:
+            raise _failure(flow, for_what)
+        secret(flow.get("device_code"))
+        self.prompt.say(f"to sign in for {for_what}{f' as {account}' if account else ''}: "
+                        f"{printable(flow['message'])}")
+        flow["expires_at"] = min(flow["expires_at"], time.time() + self.settings.signin_timeout)
+        result = app.acquire_token_by_device_flow(flow)
+        if result.get("error") in _STILL_WAITING:
+            raise HelperError(f"sign-in for {for_what} was not completed within "
+                              f"{self.settings.signin_timeout:.0f} seconds")
+        return result
+
+    def _access_token(self, result: dict, tenant: str, who: str, for_what: str) -> AccessToken:
+        for key in ("access_token", "refresh_token", "id_token"):
+            secret(result.get(key))
+        if "access_token" not in result:
+            raise _failure(result, for_what)
+        claims = result.get("id_token_claims") or {}
+        return AccessToken(
+            token=result["access_token"],
+            expires_on=int(time.time()) + int(result.get("expires_in", 0)),
+            account=str(claims.get("preferred_username") or claims.get("upn") or who),
+            tenant=str(claims.get("tid") or tenant),
+        )
+
+    def _save(self) -> None:
+        if self._cache.has_state_changed:
+            self._storage.save(self._cache.serialize())
+
+    # -- for `status` and `logout` ---------------------------------------------------------
+
+    def accounts(self) -> list[str]:
+        """The accounts (UPNs) with a cached sign-in, read offline."""
+        return sorted({e.get("username", "") for e in self._cache.search(_CACHE.ACCOUNT)} - {""})
+
+    def sign_out(self, account: str | None) -> list[str]:
+        """Forget one account's tokens (all accounts' when None); returns the UPNs forgotten.
+
+        Offline: only the local cache changes, as with msal's own `remove_account`.
+        """
+        chosen = [e for e in self._cache.search(_CACHE.ACCOUNT)
+                  if account is None or e.get("username", "").lower() == account.lower()]
+        homes = {e["home_account_id"] for e in chosen}
+        for kind in _ACCOUNT_DATA:
+            for entry in list(self._cache.search(kind)):
+                if entry.get("home_account_id") in homes:
+                    self._cache.modify(kind, entry)
+        self._save()
+        return sorted({e.get("username", "") for e in chosen} - {""})
+
+
+class _MsalHttp:
+    """The HTTP client msal gets: each request goes through `http.call`, so sign-in rides out
+    throttling, 5xx bursts and dropped connections within the time budget like every other
+    request (msal itself retries nothing), and then fails with one line naming the step."""
+
+    def __init__(self, session: requests.Session, timeout: float, step: str) -> None:
+        self.session, self.timeout, self.step = session, timeout, step
+
+    def get(self, url: str, **kwargs: object) -> requests.Response:
+        return self._call("GET", url, kwargs)
+
+    def post(self, url: str, **kwargs: object) -> requests.Response:
+        return self._call("POST", url, kwargs)
+
+    def _call(self, method: str, url: str, kwargs: dict[str, object]) -> requests.Response:
+        kwargs.pop("timeout", None)  # the time budget is `http.call`'s
+        return http.call(self.session, method, url, step=self.step, timeout=self.timeout,
+                         **kwargs)
+
+    def close(self) -> None:
+        """The session is the caller's and outlives msal's use of it."""
+
+
+def _belongs(entry: Mapping[str, str], tenant: str) -> bool:
+    """Whether a cached account can sign in to `tenant` without asking which account."""
+    if tenant == MSA_AUTHORITY_TENANT:
+        return True
+    home_tenant = entry.get("home_account_id", "").rpartition(".")[2]
+    if tenant in (entry.get("realm", "").lower(), home_tenant.lower()):
+        return True
+    return "." in tenant and entry.get("username", "").lower().endswith(f"@{tenant}")
+
+
+def _failure(result: dict, for_what: str) -> HelperError:
+    """msal's error dict as one line: the error code and the first line of its description,
+    where Entra puts the AADSTS code people search for, without the trace and correlation IDs
+    that follow it."""
+    error = printable(str(result.get("error") or "unknown_error"))[:80]
+    lines = str(result.get("error_description") or "").strip().splitlines() or [""]
+    detail = printable(lines[0].partition(" Trace ID:")[0].strip())[:240]
+    return HelperError(f"sign-in for {for_what} failed: {error}{f': {detail}' if detail else ''}")
+
+
+def _check_broker() -> None:
+    if sys.platform not in ("win32", "darwin"):
+        raise HelperError("the broker sign-in works on Windows and macOS only; "
+                          "set credential.patFlow to browser or device")
+    import importlib.util
+
+    if importlib.util.find_spec("pymsalruntime") is None:
+        raise HelperError("the broker sign-in needs pymsalruntime: install it beside "
+                          "git-credential-pat (pip install \"msal[broker]\", or "
+                          "pipx inject git-credential-pat pymsalruntime)")
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Keep a browser launcher's chatter off stdout, which git parses as the answer."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
