@@ -232,21 +232,45 @@ item = wincred._Credential(Type=1, TargetName="utf8@reader-test", UserName="utf8
                            CredentialBlobSize=len(utf8),
                            CredentialBlob=ctypes.cast(ctypes.c_char_p(utf8), ctypes.c_void_p))
 assert ctypes.WinDLL("advapi32").CredWriteW(ctypes.byref(item), 0)
+
+# The store reads through the reader, chunks included, and takes keyring's road for what the
+# reader cannot read: a blob that is neither UTF-16 nor UTF-8, which keyring cannot read either.
+from git_credential_pat.core.errors import StoreError
+from git_credential_pat.edges.keyringstore import KeyringStore
+KeyringStore().write("https://dev.azure.com/reader", "token-cache " * 500)
+store = KeyringStore()
+chunked = store.read("https://dev.azure.com/reader")
+loaded = store._loaded_backend is not None
+bad = bytes([0xff])
+item = wincred._Credential(Type=1, TargetName="bad@git-credential-pat", UserName="bad",
+                           Persist=2, CredentialBlobSize=1,
+                           CredentialBlob=ctypes.cast(ctypes.c_char_p(bad), ctypes.c_void_p))
+assert ctypes.WinDLL("advapi32").CredWriteW(ctypes.byref(item), 0)
+try:
+    store.read("bad")
+    failed = None
+except StoreError as error:
+    failed = str(error)
 print(json.dumps({
     "keyring": {key: backend.get_password("reader-test", key) for key in [*values, "utf8"]},
     "reader": {key: wincred.lookup("reader-test", key) for key in [*values, "utf8"]},
     "missing": wincred.lookup("reader-test", "nobody"),
     "other service": wincred.lookup("reader-test", "mine"),
+    "chunked": chunked, "keyring loaded to read": loaded,
+    "unreadable": failed, "keyring loaded after that": store._loaded_backend is not None,
 }))
 """
 
 
-def test_the_reader_reads_what_keyring_wrote(windows: Windows) -> None:
+def test_the_reader_reads_what_keyring_wrote_and_serves_the_store(windows: Windows) -> None:
     seen = json.loads(windows.py("-c", READER_AGAINST_KEYRING).stdout)
     assert seen["reader"] == seen["keyring"]
     assert seen["reader"]["first"] == "PAT-updated"
     assert seen["reader"]["second"] == "pässwörd ✓ 密码 🔑"
     assert seen["reader"]["utf8"] == "café"
+    assert seen["chunked"] == "token-cache " * 500 and not seen["keyring loaded to read"]
+    assert seen["unreadable"].startswith("the keyring failed (UnicodeDecodeError)")
+    assert seen["keyring loaded after that"]
     assert seen["missing"] is None and seen["other service"] is None
 
 

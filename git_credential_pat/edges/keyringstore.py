@@ -6,10 +6,12 @@ Windows Credential Manager) unless the user names one in `PYTHON_KEYRING_BACKEND
 Windows Credential Manager caps a secret at 2,560 bytes, so long values (the sign-in token cache)
 are split across numbered items.
 
-On the Secret Service, reads go first to `secretservice`, which answers from the same items
-without importing `keyring`; `keyring` (about 150 ms to import) is loaded only to write, delete,
-list, or when that reader cannot answer (a locked keyring, no D-Bus), so that its prompt to
-unlock and its errors are the ones a person sees.
+Reads go first to a reader of the platform's own that answers from the same items without
+importing `keyring`: `secretservice` on the Secret Service, `wincred` on Credential Manager.
+`keyring` (75 to 150 ms to import) is loaded only to write, delete, list, or when that reader
+cannot answer (a locked keyring, no D-Bus), so that its prompt to unlock and its errors are the
+ones a person sees. On macOS every read goes through `keyring`'s Keychain backend, imported by
+name so that no backend discovery runs; it is the one platform where nothing here can be run.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from git_credential_pat.edges import trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from contextlib import AbstractContextManager
+    from types import ModuleType
     from typing import Any
 
 CHUNK = 1000  # characters; UTF-16 on Windows, so 2,000 of the 2,560 bytes allowed
@@ -32,13 +34,18 @@ CHUNKED = "chunked:"
 INDEX_KEY = "index"
 
 
-def _direct_reader() -> Callable[[str, str], str | None] | None:
-    """`secretservice.lookup` where `_platform_backend` picks the Secret Service, else None."""
-    if os.environ.get("PYTHON_KEYRING_BACKEND") or sys.platform in ("darwin", "win32"):
+def _direct_reader() -> ModuleType | None:
+    """The reader of the items `_platform_backend`'s backend keeps, where there is one: the
+    module, whose `lookup(service, username)` raises its `Unavailable` when it cannot answer."""
+    if os.environ.get("PYTHON_KEYRING_BACKEND") or sys.platform == "darwin":
         return None
-    from git_credential_pat.edges.secretservice import lookup
+    if sys.platform == "win32":
+        from git_credential_pat.edges import wincred
 
-    return lookup
+        return wincred
+    from git_credential_pat.edges import secretservice
+
+    return secretservice
 
 
 def _platform_backend() -> Any:
@@ -112,11 +119,9 @@ class KeyringStore:
 
     def _get(self, key: str) -> str | None:
         if self._direct_read is not None:
-            from git_credential_pat.edges.secretservice import Unavailable
-
             try:
-                return self._direct_read(SERVICE, key)
-            except Unavailable as error:
+                return self._direct_read.lookup(SERVICE, key)
+            except self._direct_read.Unavailable as error:
                 trace.log(f"reading through keyring instead: {error}")
                 self._direct_read = None  # one bounded wait per process, not one per read
         return self._call("get_password", key)
