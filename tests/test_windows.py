@@ -9,6 +9,7 @@ costs a fraction of a second, so each test does what it checks with as few as it
 from __future__ import annotations
 
 import json
+import os
 import select
 import subprocess
 import sys
@@ -17,12 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from git_credential_pat import launcher
 from git_credential_pat.core.constants import SERVICE
 from tests.azurefixtures import REPO_URL
 from tests.fakeazure import FakeAzure
 from tests.fakeazure.fake import BROWSER_SCRIPT
 from tests.gitenv import GitEnv, parse_answer
 from tests.netfixtures import ALICE, ORG, Contoso
+from tests.test_secretservice import NOT_ON_THE_HIT_PATH
 from tests.windows import (
     RELAY_VARIABLE,
     GitRelay,
@@ -37,7 +40,7 @@ from tests.windows import (
 MAX_BLOB = 2560
 ORG_HOST_URL = "https://dev.azure.com"
 ORG_URL = f"{ORG_HOST_URL}/{ORG}"
-NOT_ON_A_WINDOWS_HIT = frozenset({"keyring", "msal", "requests", "win32ctypes", "cffi"})
+NOT_ON_A_WINDOWS_HIT = NOT_ON_THE_HIT_PATH | {"win32ctypes", "cffi"}
 
 
 @pytest.fixture(scope="session")
@@ -274,9 +277,11 @@ def test_the_reader_reads_what_keyring_wrote_and_serves_the_store(windows: Windo
     assert seen["missing"] is None and seen["other service"] is None
 
 
-def test_a_hit_imports_neither_keyring_msal_nor_requests(wenv: GitEnv, windows: Windows) -> None:
-    """A stored, valid PAT is read through `wincred`. The installed launcher's own program
-    runs here as its `#!` line has pip's launcher run it, with `-X importtime` added."""
+def test_a_hit_imports_nothing_heavy(wenv: GitEnv, windows: Windows) -> None:
+    """A stored, valid PAT is read through `wincred`, and git run without `subprocess`: none
+    of what a Linux hit must not import, nor keyring's Windows dependencies. The installed
+    launcher's own program runs here as its `#!` line has pip's launcher run it, with
+    `-X importtime` added."""
     azure_configured(wenv)
     wenv.git("credential", "approve", input="url=https://dev.azure.com/budget/p/_git/r\n"
              "username=pat\npassword=PAT-budget\n\n")
@@ -357,3 +362,52 @@ def test_configure_status_doctor_logout_unconfigure(azure_wenv: GitEnv,
     done = windows_command(azure_wenv, windows, "unconfigure")
     assert done.returncode == 0, done.stderr
     assert (azure_wenv.home / ".gitconfig").read_bytes() == before
+
+
+# The Windows git runner (`_winapi`, no `subprocess`): arguments arrive as given whatever their
+# quotes and backslashes, stdin arrives, an exit status is reported, a `git.exe` in the current
+# directory (a repository's) is not the one run, and a git that never ends is given up on.
+RUNNER = """\
+import json, os, sys
+from git_credential_pat.core.errors import HelperError
+from git_credential_pat.edges import git
+odd = ["with space", 'a "quoted" word', "ends in \\\\\\\\", 'back\\\\\\\\"slash', "", "tab\\tand"]
+seen = {"argv": git.run("rev-parse", "--sq-quote", *odd), "odd": odd,
+        "stdin": git.run("hash-object", "--stdin", stdin="sent on stdin\\n").strip(),
+        "in a repository": git.run("--version", cwd=sys.argv[1]).strip()}
+try:
+    git.run("config", "--get", "no.such.key")
+except HelperError as error:
+    seen["status"] = str(error)
+git.set_timeout(1)
+os.environ["GIT_CONFIG_GLOBAL"] = sys.argv[2]  # a FIFO nobody writes: git waits for ever
+try:
+    git.run("config", "--global", "--get", "user.name")
+except HelperError as error:
+    seen["hang"] = str(error)
+print(json.dumps(seen))
+"""
+
+
+def test_git_runs_as_asked_and_within_its_time(windows: Windows, relay: GitRelay,
+                                               tmp_path: Path) -> None:
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    (repository / "git.exe").write_bytes(launcher.windows_program(
+        windows_path(windows.python), "print('a planted git.exe')", launcher.console_launcher()))
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    try:
+        done = windows.py("-c", RUNNER, windows_path(repository), str(fifo),
+                          env={RELAY_VARIABLE: str(relay.port), "GIT_CONFIG_NOSYSTEM": "1"})
+    finally:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # lets the waiting git go
+    seen = json.loads(done.stdout)
+    assert seen["argv"] == subprocess.run(["git", "rev-parse", "--sq-quote", *seen["odd"]],
+                                          capture_output=True, text=True, check=True).stdout
+    assert seen["stdin"] == subprocess.run(["git", "hash-object", "--stdin"], check=True,
+                                           input=b"sent on stdin\n",
+                                           capture_output=True).stdout.decode().strip()
+    assert seen["in a repository"].startswith("git version ")
+    assert seen["status"] == "`git config` failed (exit status 1)"
+    assert seen["hang"].startswith("`git config` did not finish within 1 s")

@@ -19,6 +19,7 @@ What Wine needs, found out the hard way:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -365,5 +366,6 @@ class GitRelay:
             done = subprocess.run([*command, *request["argv"]], input=stdin,
                                   capture_output=True, cwd=cwd if cwd.is_dir() else "/",
                                   env={**env, **request["env"]}, timeout=50, check=False)
-            connection.sendall(struct.pack(">iI", done.returncode, len(done.stdout))
-                               + done.stdout + done.stderr)
+            with contextlib.suppress(OSError):  # a caller that gave up has gone
+                connection.sendall(struct.pack(">iI", done.returncode, len(done.stdout))
+                                   + done.stdout + done.stderr)
