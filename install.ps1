@@ -4,10 +4,10 @@ Installs git-credential-pat for the current user and sets git up to use it for A
 
 .DESCRIPTION
 Creates a virtual environment in %LOCALAPPDATA%\git-credential-pat\venv, installs the package
-from the folder this script is in, puts git-credential-pat.exe into
-%LOCALAPPDATA%\git-credential-pat\bin, adds that folder to your user PATH, and runs
-`git-credential-pat configure`, which sets up your global git config for https://dev.azure.com
-and https://*.visualstudio.com.
+from the folder this script is in, writes git-credential-pat.exe (a launcher that starts Python
+isolated and without site) into %LOCALAPPDATA%\git-credential-pat\bin, adds that folder to your
+user PATH, and runs `git-credential-pat configure`, which sets up your global git config for
+https://dev.azure.com and https://*.visualstudio.com.
 No administrator rights are needed. Running it again updates the installation.
 Works in Windows PowerShell 5.1 and PowerShell 7. $env:PYTHON chooses the Python (3.9 or newer).
 
@@ -110,10 +110,14 @@ function Install-Helper {
     Invoke-Checked 'pip install' {
         & $venvPython -m pip install --quiet --disable-pip-version-check $PSScriptRoot
     }
-    # pip's launcher runs the environment's python.exe by its full path, so a copy of it works from
-    # any folder; git looks for helpers as .exe files on PATH (not .cmd or .ps1).
+    # git looks for helpers as .exe files on PATH (not .cmd or .ps1). The launcher is pip's own
+    # console launcher, which runs the environment's python.exe by its full path from any folder,
+    # here with -IS so that every fetch starts Python without site; -I below makes the module
+    # come from the environment, not from this folder.
     New-Item -ItemType Directory -Force -Path $BinDir | Out-Null
-    Copy-Item -Force (Join-Path $Venv "Scripts\$Name.exe") $Exe
+    Invoke-Checked 'writing the launcher' {
+        & $venvPython -I -m git_credential_pat.launcher $Exe
+    }
 
     $entries = @(Get-UserPath)
     if ($entries -notcontains $BinDir) {

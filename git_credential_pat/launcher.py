@@ -15,7 +15,13 @@ This launcher runs the interpreter with `-IS` (`-I -S`) and hands it its search 
 Install it over the console script with `python -I -m git_credential_pat.launcher PATH`, run
 by the environment's own Python; `-I` matters, because without it an installer run from the
 source folder would import this module from there and point the launcher at the sources.
-POSIX only: on Windows git runs pip's `.exe`.
+
+On Windows git runs helpers only as `.exe` files, and what pip writes there is its console
+launcher (distlib's, a small native program) followed by a `#!` line naming the interpreter and
+a zip holding `__main__.py`; the launcher runs that interpreter with the words of the `#!` line
+and the program's own path, which Python runs as a zip application. The launcher written for
+Windows is the same, taken from this environment's pip, with `-IS` on the `#!` line and this
+module's script in the zip.
 """
 
 from __future__ import annotations
@@ -40,13 +46,9 @@ def search_path() -> list[str]:
     return [path for path in dict.fromkeys(paths) if os.path.isdir(path)]
 
 
-def script(python: str, paths: list[str]) -> str:
-    """The launcher's text for an interpreter and the directories it must search."""
-    shebang = f"#!{python} -IS\n"  # the kernel passes one argument: the flags go together
-    if len(shebang) > MAX_SHEBANG or " " in python:
-        shebang = f"#!/bin/sh\n'''exec' \"{python}\" -IS \"$0\" \"$@\"\n' '''\n"
-    return (f"{shebang}"
-            "# Written by git-credential-pat's installer: Python without `site`, so the paths\n"
+def body(paths: list[str]) -> str:
+    """The Python the launcher runs, after its `#!` line."""
+    return ("# Written by git-credential-pat's installer: Python without `site`, so the paths\n"
             "# it would add are listed here (git_credential_pat/launcher.py says why).\n"
             "import sys\n"
             f"sys.path += {paths!r}\n"
@@ -54,12 +56,46 @@ def script(python: str, paths: list[str]) -> str:
             "main()\n")
 
 
+def script(python: str, paths: list[str]) -> str:
+    """The launcher's text for an interpreter and the directories it must search."""
+    shebang = f"#!{python} -IS\n"  # the kernel passes one argument: the flags go together
+    if len(shebang) > MAX_SHEBANG or " " in python:
+        shebang = f"#!/bin/sh\n'''exec' \"{python}\" -IS \"$0\" \"$@\"\n' '''\n"
+    return shebang + body(paths)
+
+
+def console_launcher() -> bytes:
+    """pip's Windows console launcher for this machine, from the pip of this environment."""
+    from pip._vendor import distlib
+
+    arm = os.environ.get("PROCESSOR_ARCHITECTURE", "").upper() == "ARM64"
+    with open(os.path.join(os.path.dirname(distlib.__file__),
+                           "t64-arm.exe" if arm else "t64.exe"), "rb") as stream:
+        return stream.read()
+
+
+def windows_program(python: str, code: str, console: bytes) -> bytes:
+    """A Windows program as pip writes one: `console` (pip's launcher), the `#!` line it reads,
+    and a zip whose `__main__.py` is `code`."""
+    import io
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:  # stored, not deflated: no zlib at start-up
+        zipped.writestr("__main__.py", code)
+    return console + f'#!"{python}" -IS\r\n'.encode() + archive.getvalue()
+
+
 def install(target: str, python: str | None = None) -> None:
     """Write the launcher for this interpreter at `target`, replacing what is there at once."""
-    text = script(python or sys.executable, search_path())
+    interpreter = python or sys.executable
+    if sys.platform == "win32":
+        data = windows_program(interpreter, body(search_path()), console_launcher())
+    else:
+        data = script(interpreter, search_path()).encode()
     temporary = f"{target}.{os.getpid()}.tmp"
-    with open(temporary, "w", encoding="utf-8") as stream:
-        stream.write(text)
+    with open(temporary, "wb") as stream:
+        stream.write(data)
     os.chmod(temporary, 0o755)
     os.replace(temporary, target)
 

@@ -4,7 +4,8 @@ The helper asks git for its config (settings, helpers, proxies), and has git era
 credential-cache; each call must end, and a failure must say what it was. `get` runs on every
 fetch, and importing `subprocess` costs more than the git process itself, so on POSIX git is
 started with `os.posix_spawnp` and its pipes are read with `select` against a deadline (or
-without, when git has already said everything by the time its answer is wanted).
+without, when git has already said everything by the time its answer is wanted); on Windows
+with `_winapi`, its pipes polled against the deadline.
 
 A call can also be started and finished later (`start`, then `Started.finish`): `get` starts its
 `git config` as soon as it knows the URL and does its other work while git runs.
@@ -111,6 +112,115 @@ def config_section(section: str, url: str) -> dict[str, str]:
 
 
 if sys.platform == "win32":
+    import _winapi
+
+    class _StartupInfo:
+        """What `_winapi.CreateProcess` reads of STARTUPINFO: the three standard handles."""
+
+        dwFlags = 0x100  # STARTF_USESTDHANDLES
+        wShowWindow = 0
+        lpAttributeList = None
+
+        def __init__(self, stdin: int, stdout: int, stderr: int) -> None:
+            self.hStdInput, self.hStdOutput, self.hStdError = stdin, stdout, stderr
+
+    def _find(program: str) -> str:
+        """`program`.exe from PATH alone. CreateProcess would also try the current directory
+        first, which is the repository git runs the helper in: its own git.exe must not run."""
+        for entry in os.environ.get("PATH", "").split(os.pathsep):
+            folder = entry.strip('"')
+            candidate = os.path.join(folder, f"{program}.exe")
+            if os.path.isabs(folder) and os.path.isfile(candidate):  # "." would be the same
+                return candidate
+        raise FileNotFoundError(program)
+
+    def _command_line(argv: list[str]) -> str:
+        """The command line the C runtime splits back into `argv` (its quoting rules)."""
+        words = []
+        for arg in argv:
+            if arg and not any(c in arg for c in ' \t"'):
+                words.append(arg)
+                continue
+            word, backslashes = '"', 0
+            for c in arg:
+                if c == "\\":
+                    backslashes += 1
+                    continue
+                word += "\\" * (backslashes * 2 + 1 if c == '"' else backslashes) + c
+                backslashes = 0
+            words.append(word + "\\" * (backslashes * 2) + '"')
+        return " ".join(words)
+
+    def _inheritable(handle: int) -> int:
+        process = _winapi.GetCurrentProcess()
+        return _winapi.DuplicateHandle(process, handle, process, 0, True,
+                                       _winapi.DUPLICATE_SAME_ACCESS)
+
+    def _run(argv: list[str], cwd: str | None, stdin: bytes,
+             timeout: float) -> tuple[int, bytes, bytes]:
+        """`subprocess` would cost more to import than git takes to run: the same with
+        `_winapi`, polling the pipes (PeekNamedPipe) against the deadline, so that neither a
+        full pipe nor a git that never ends can hang the helper."""
+        deadline = time.monotonic() + timeout
+        executable = _find(argv[0])
+        in_read, in_write = _winapi.CreatePipe(None, max(len(stdin), 4096))  # all of stdin fits
+        out_read, out_write = _winapi.CreatePipe(None, 0)
+        err_read, err_write = _winapi.CreatePipe(None, 0)
+        child = [_inheritable(handle) for handle in (in_read, out_write, err_write)]
+        for handle in (in_read, out_write, err_write):
+            _winapi.CloseHandle(handle)
+        try:
+            process, thread, _, _ = _winapi.CreateProcess(
+                executable, _command_line(argv), None, None, True, 0, None, cwd,
+                _StartupInfo(*child))
+        except BaseException:
+            for handle in (in_write, out_read, err_read):
+                _winapi.CloseHandle(handle)
+            raise
+        finally:
+            for handle in child:
+                _winapi.CloseHandle(handle)
+        _winapi.CloseHandle(thread)
+        chunks: dict[int, list[bytes]] = {out_read: [], err_read: []}
+        reading = [out_read, err_read]
+        try:
+            try:
+                if stdin:
+                    _winapi.WriteFile(in_write, stdin)
+            except BrokenPipeError:  # git exited without reading it all
+                pass
+            finally:
+                _winapi.CloseHandle(in_write)
+            while reading:
+                waiting = True
+                for handle in list(reading):
+                    try:
+                        available = _winapi.PeekNamedPipe(handle, 0)[0]
+                        if available:
+                            chunks[handle].append(_winapi.ReadFile(handle, available)[0])
+                            waiting = False
+                    except BrokenPipeError:  # git has closed it
+                        reading.remove(handle)
+                        _winapi.CloseHandle(handle)
+                if waiting:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError
+                    time.sleep(0.001)
+            left = max(0, int((deadline - time.monotonic()) * 1000))
+            if _winapi.WaitForSingleObject(process, left) != _winapi.WAIT_OBJECT_0:
+                raise TimeoutError
+            status = _winapi.GetExitCodeProcess(process)
+        except BaseException:
+            import contextlib
+
+            with contextlib.suppress(OSError):  # it has exited already
+                _winapi.TerminateProcess(process, 1)
+            raise
+        finally:
+            for handle in reading:
+                _winapi.CloseHandle(handle)
+            _winapi.CloseHandle(process)
+        return status, b"".join(chunks[out_read]), b"".join(chunks[err_read])
 
     class _Process:
         """git run to the end at once: Windows has neither `posix_spawn` nor `select` on pipes,
@@ -118,16 +228,11 @@ if sys.platform == "win32":
 
         def __init__(self, argv: list[str], cwd: str | None, stdin: bytes,
                      deadline: float) -> None:
-            import subprocess
-
             try:
-                done = subprocess.run(argv, input=stdin, capture_output=True, cwd=cwd,
-                                      timeout=max(0.0, deadline - time.monotonic()),
-                                      check=False)
-            except subprocess.TimeoutExpired:
+                self.result: tuple[int, bytes, bytes] | None = _run(
+                    argv, cwd, stdin, max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
                 self.result = None
-            else:
-                self.result = (done.returncode, done.stdout, done.stderr)
 
         def communicate(self) -> tuple[int, bytes, bytes]:
             if self.result is None:

@@ -6,10 +6,12 @@ Windows Credential Manager) unless the user names one in `PYTHON_KEYRING_BACKEND
 Windows Credential Manager caps a secret at 2,560 bytes, so long values (the sign-in token cache)
 are split across numbered items.
 
-On the Secret Service, reads go first to `secretservice`, which answers from the same items
-without importing `keyring`; `keyring` (about 150 ms to import) is loaded only to write, delete,
-list, or when that reader cannot answer (a locked keyring, no D-Bus), so that its prompt to
-unlock and its errors are the ones a person sees.
+Reads go first to a reader of the platform's own that answers from the same items without
+importing `keyring`: `secretservice` on the Secret Service, `wincred` on Credential Manager.
+`keyring` (75 to 150 ms to import) is loaded only to write, delete, list, or when that reader
+cannot answer (a locked keyring, no D-Bus), so that its prompt to unlock and its errors are the
+ones a person sees. On macOS every read goes through `keyring`'s Keychain backend, imported by
+name so that no backend discovery runs; it is the one platform where nothing here can be run.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from git_credential_pat.edges.system import environ
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from contextlib import AbstractContextManager
+    from types import ModuleType
     from typing import Any
 
 CHUNK = 1000  # characters; UTF-16 on Windows, so 2,000 of the 2,560 bytes allowed
@@ -36,13 +38,19 @@ class NotReadAhead(Exception):
     """`read_ahead` cannot answer; `read` can, or can say why not."""
 
 
-def _direct_reader() -> Callable[..., str | None] | None:
-    """`secretservice.lookup` where `_platform_backend` picks the Secret Service, else None."""
-    if environ().get("PYTHON_KEYRING_BACKEND") or sys.platform in ("darwin", "win32"):
+def _direct_reader() -> ModuleType | None:
+    """The reader of the items `_platform_backend`'s backend keeps, where there is one: the
+    module, whose `lookup(service, username, start_service=)` raises its `Unavailable` (or
+    `NotRunning`) when it cannot answer."""
+    if environ().get("PYTHON_KEYRING_BACKEND") or sys.platform == "darwin":
         return None
-    from git_credential_pat.edges.secretservice import lookup
+    if sys.platform == "win32":
+        from git_credential_pat.edges import wincred
 
-    return lookup
+        return wincred
+    from git_credential_pat.edges import secretservice
+
+    return secretservice
 
 
 def _platform_backend() -> Any:
@@ -119,24 +127,22 @@ class KeyringStore:
         """The Secret Service's answer without `keyring`. Whatever stops it, except a service
         that was not to be started, stops it for the rest of the process: one bounded wait per
         process, not one per read."""
-        from git_credential_pat.edges.secretservice import NotRunning, Unavailable
-
+        reader = self._direct_read
         try:
-            return self._direct_read(SERVICE, key, start_service=start_service)
-        except NotRunning:
+            return reader.lookup(SERVICE, key, start_service=start_service)
+        except reader.NotRunning:
             raise
-        except Unavailable as error:
+        except reader.Unavailable as error:
             self._direct_read = None
             self._why_not_direct = str(error)
             raise
 
     def _get(self, key: str) -> str | None:
-        if self._direct_read is not None:
-            from git_credential_pat.edges.secretservice import Unavailable
-
+        reader = self._direct_read
+        if reader is not None:
             try:
                 return self._direct(key, start_service=True)
-            except Unavailable:
+            except reader.Unavailable:
                 pass
         if self._why_not_direct:
             trace.log(f"reading through keyring instead: {self._why_not_direct}")
@@ -151,13 +157,12 @@ class KeyringStore:
         that may not need it: `get` reads ahead while `git config` tells it which store to use,
         and the file store's users must not have a Secret Service started for nothing. Raises
         `NotReadAhead` when it cannot answer so."""
-        if self._direct_read is None:
+        reader = self._direct_read
+        if reader is None:
             raise NotReadAhead
-        from git_credential_pat.edges.secretservice import Unavailable
-
         try:
             return self._read(key, lambda part: self._direct(part, start_service=False))
-        except Unavailable:
+        except reader.Unavailable:
             raise NotReadAhead from None
 
     @staticmethod

@@ -38,6 +38,11 @@ if sys.platform == "win32":
             return False
         return True
 
+    def _unlock(fd: int) -> None:
+        """Windows frees the locks of a closed handle only when it gets round to it, so the
+        next process could find the lock still held; it is given back before the close."""
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
 else:
     import fcntl
 
@@ -47,6 +52,9 @@ else:
         except BlockingIOError:
             return False
         return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -63,6 +71,9 @@ def held(name: str, timeout: float) -> Iterator[None]:
                     "(signing in?); try again when it is done"
                 )
             time.sleep(POLL_SECONDS)
-        yield
+        try:
+            yield
+        finally:
+            _unlock(fd)
     finally:
         os.close(fd)
