@@ -127,6 +127,8 @@ if sys.platform == "win32":
     def _find(program: str) -> str:
         """`program`.exe from PATH alone. CreateProcess would also try the current directory
         first, which is the repository git runs the helper in: its own git.exe must not run."""
+        import os
+
         for entry in os.environ.get("PATH", "").split(os.pathsep):
             folder = entry.strip('"')
             candidate = os.path.join(folder, f"{program}.exe")

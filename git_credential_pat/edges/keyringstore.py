@@ -25,6 +25,7 @@ from git_credential_pat.edges.system import environ
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
     from types import ModuleType
     from typing import Any
