@@ -267,6 +267,84 @@ def test_a_guest_gets_tokens_for_the_other_tenant_silently(
     assert refused["error"] == "invalid_grant" and "AADSTS50020" in refused["error_description"]
 
 
+def cae_app(fake: FakeAzure, tenant: str) -> msal.PublicClientApplication:
+    """An application that declares it can answer claims challenges, as the helper does."""
+    return msal.PublicClientApplication(
+        CLIENT_ID, authority=f"https://login.microsoftonline.com/{tenant}",
+        http_client=fake.requests_session(), http_cache={}, client_capabilities=["CP1"])
+
+
+def signed_in(fake: FakeAzure, client: msal.PublicClientApplication) -> tuple[str, dict]:
+    fake.device_flow(approve_after=0)
+    result = client.acquire_token_by_device_flow(client.initiate_device_flow([ADO_SCOPE]))
+    return result["access_token"], client.get_accounts()[0]
+
+
+def test_revoked_sessions_refuse_live_access_tokens_and_refresh_tokens(
+        fake: FakeAzure, world: World, http: requests.Session) -> None:
+    client = app(fake, world.tenant)
+    token, account = signed_in(fake, client)
+    fake.revoke_sessions(ALICE)
+    refused = http.get(PATS, params=V71, headers=bearer(token), timeout=10)
+    assert refused.status_code == 401 and "insufficient_claims" not in str(refused.headers)
+    assert refused.headers["X-VSS-ResourceTenant"] == world.tenant
+    failed = client.acquire_token_silent_with_error([ADO_SCOPE], account=account,
+                                                    force_refresh=True)
+    assert failed["error"] == "invalid_grant"
+    git_refused = http.get("https://dev.azure.com/contoso/Proj/_git/repo/info/refs",
+                           params={"service": "git-upload-pack"}, headers=basic(token),
+                           timeout=10)
+    assert git_refused.status_code == 401
+    fresh, _ = signed_in(fake, app(fake, world.tenant))  # a new sign-in works
+    assert http.get(PATS, params=V71, headers=bearer(fresh), timeout=10).status_code == 200
+
+
+def test_a_cae_event_challenges_a_capable_client_that_refreshes_with_the_claims(
+        fake: FakeAzure, world: World, http: requests.Session) -> None:
+    client = cae_app(fake, world.tenant)
+    token, account = signed_in(fake, client)
+    claims = fake.cae_event(ALICE)
+    refused = http.get(PATS, params=V71, headers=bearer(token), timeout=10)
+    assert refused.status_code == 401
+    challenge = refused.headers["WWW-Authenticate"]
+    assert 'error="insufficient_claims"' in challenge
+    sent = challenge.split('claims="')[1].split('"')[0]
+    assert json.loads(base64.b64decode(sent)) == json.loads(claims)
+    # A refresh without the claims is not enough; with them, the new token passes.
+    plain = client.acquire_token_silent([ADO_SCOPE], account=account, force_refresh=True)
+    assert http.get(PATS, params=V71, headers=bearer(plain["access_token"]),
+                    timeout=10).status_code == 401
+    answered = client.acquire_token_silent([ADO_SCOPE], account=account,
+                                           claims_challenge=base64.b64decode(sent).decode())
+    assert http.get(PATS, params=V71, headers=bearer(answered["access_token"]),
+                    timeout=10).status_code == 200
+
+
+def test_a_cae_event_refuses_a_client_without_the_capability_with_a_plain_401(
+        fake: FakeAzure, world: World, http: requests.Session) -> None:
+    token, _ = signed_in(fake, app(fake, world.tenant))
+    fake.cae_event(ALICE)
+    refused = http.get(PATS, params=V71, headers=bearer(token), timeout=10)
+    assert refused.status_code == 401
+    assert "insufficient_claims" not in refused.headers["WWW-Authenticate"]
+
+
+def test_a_moved_organization_names_its_new_tenant_and_drops_its_pats(
+        fake: FakeAzure, world: World, http: requests.Session) -> None:
+    pat = fake.issue_pat("contoso", ALICE)
+    token = fake.issue_access_token(ALICE)
+    fabrikam = fake.add_tenant()
+    fake.add_guest(ALICE, fabrikam)
+    fake.move_org("contoso", fabrikam)
+    refused = http.get(PATS, params=V71, headers=bearer(token), timeout=10)
+    assert refused.status_code == 401
+    assert refused.headers["X-VSS-ResourceTenant"] == fabrikam
+    assert fabrikam in refused.headers["WWW-Authenticate"]
+    assert fake.live_pats() == [] and fake.pats[0].authorization_id == pat.authorization_id
+    guest_token = fake.issue_access_token(ALICE, fabrikam)
+    assert http.get(PATS, params=V71, headers=bearer(guest_token), timeout=10).status_code == 200
+
+
 def test_broken_discovery_reaches_msal(fake: FakeAzure, world: World) -> None:
     fake.fail("openid", status=503, retry_after=7)
     with pytest.raises(msal.exceptions.MsalServiceError, match="503"):

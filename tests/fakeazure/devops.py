@@ -14,7 +14,10 @@ fractional digits, trailing zeros dropped, `Z`).
 Callers are authenticated with Entra access tokens for the Azure DevOps resource whose tenant
 owns the organization; a PAT is refused with 401, as the real API refuses PATs, and an
 application's own token (a service principal's or managed identity's) with 403: only users
-have PATs. Git and the probe accept those tokens like a user's.
+have PATs. Git and the probe accept those tokens like a user's. A user's token issued before
+their sessions were revoked is refused everywhere with the usual 401; after a Continuous
+Access Evaluation event, a token not minted with the event's claims is refused too, and the
+PAT API answers a client that declared the `cp1` capability with a claims challenge.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tests.fakeazure.state import (
     Org,
     PatRecord,
     State,
+    declares_cae,
     new_guid,
 )
 from tests.fakeazure.web import Request, Response, json_response, text_response
@@ -164,9 +168,26 @@ def presented(state: State, req: Request) -> Presented:
 
 def token_ok_for(state: State, token: AccessTokenRecord | None, org: Org) -> bool:
     """A live Entra access token for Azure DevOps, from the organization's tenant (any tenant
-    for a Microsoft-account organization)."""
+    for a Microsoft-account organization), that no revocation or CAE event has refused."""
     return (token is not None and state.now() < token.expires_at
-            and token.audience == ADO_RESOURCE and (org.msa or token.tenant == org.tenant))
+            and token.audience == ADO_RESOURCE and (org.msa or token.tenant == org.tenant)
+            and not state.token_refusal(token))
+
+
+def claims_challenge(org: Org, claims: str) -> Response:
+    """Continuous Access Evaluation's answer to a token an event has made stale, sent only to
+    clients that declared the `cp1` capability: 401 with `error="insufficient_claims"` and the
+    claims a new token must carry, base64-encoded (learn.microsoft.com, "claims challenges")."""
+    encoded = base64.b64encode(claims.encode()).decode()
+    bearer = ('Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/'
+              'oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000", '
+              f'error="insufficient_claims", claims="{encoded}"')
+    headers = [(name, value) for name, value in challenge_headers(org)
+               if not (name == "WWW-Authenticate" and value.startswith("Bearer"))]
+    return vss_error("TF400813: The user is not authorized to access this resource: the "
+                     "access token does not satisfy the claims of a continuous access "
+                     "evaluation event.", "UnauthorizedRequestException", 401,
+                     [("WWW-Authenticate", bearer), *headers])
 
 
 def pat_ok_for(state: State, pat: PatRecord | None, org: Org) -> bool:
@@ -324,7 +345,7 @@ class DevOps:
         v72 = match.group(1) == "7.2"
         seen = presented(self.state, req)
         if seen.kind != "entra" or not token_ok_for(self.state, seen.token, org):
-            response = unauthorized(org)
+            response = self.refused(org, seen.token)
             response.credential = seen.kind
             return response
         assert seen.token is not None
@@ -353,6 +374,17 @@ class DevOps:
                                  f"'{req.method}'.", "HttpMethodNotAllowed", 405)
         response.credential, response.user = "entra", caller.user
         return response
+
+    def refused(self, org: Org, token: AccessTokenRecord | None) -> Response:
+        """The 401 for a token the API does not take: a claims challenge when a CAE event made
+        it stale and its client can answer one, else the usual challenge (which names the
+        organization's tenant, so a token of another tenant learns which one to ask)."""
+        if token is not None and self.state.token_refusal(token) == "claims" \
+                and declares_cae(token.claims):
+            with self.state.lock:
+                _, claims = self.state.cae_events[token.upn.lower()]
+            return claims_challenge(org, claims)
+        return unauthorized(org)
 
     def pat_error(self, code: str) -> Response:
         return json_response({"patToken": None, "patTokenError": code},

@@ -15,7 +15,9 @@ What msal 1.39 sends and reads (from its source, `msal/oauth2cli/*.py`, `msal/au
 * Token responses: msal decodes but does not verify the id_token (no signature check for
   public clients since 1.38), builds the account from `client_info` (uid/utid) and only
   creates an account record when `client_info` is present, which it asks for with
-  `client_info=1` in every token request body.
+  `client_info=1` in every token request body. A `claims` parameter (JSON: a claims
+  challenge's demands, and `xms_cc` for the client capabilities such as `cp1`) goes with
+  every grant's request; the access token remembers it.
 * Applications signing in as themselves (`ConfidentialClientApplication.acquire_token_for_client`)
   use the `client_credentials` grant with `scope={resource}/.default` and either
   `client_secret` or `client_assertion_type=...jwt-bearer` plus `client_assertion`: a JWT
@@ -451,7 +453,8 @@ class Entra:
             code.used = True
         scopes = form.get("scope") or " ".join(code.scopes)
         return self.issue(user, code.client_id, scopes, code.tenant_path,
-                          nonce=code.nonce, want_client_info=form.get("client_info") == "1")
+                          nonce=code.nonce, want_client_info=form.get("client_info") == "1",
+                          claims=form.get("claims", ""))
 
     def redeem_refresh_token(self, form: dict[str, str], tenant: str) -> dict[str, object]:
         now = self.state.now()
@@ -474,7 +477,8 @@ class Entra:
                 raise OAuthError("invalid_grant", 50034, "The user account does not exist.")
             record.last_used = now
         body = self.issue(user, record.client_id, form.get("scope", ""), tenant,
-                          nonce=None, want_client_info=form.get("client_info") == "1")
+                          nonce=None, want_client_info=form.get("client_info") == "1",
+                          claims=form.get("claims", ""))
         with self.state.lock:
             record.replaced_by = str(body.get("refresh_token") or "") or None
         return body
@@ -509,7 +513,8 @@ class Entra:
                                  "(fakeazure: call set_user first).")
             del self.state.device_codes[device.device_code]
         return self.issue(user, device.client_id, " ".join(device.scopes), device.tenant_path,
-                          nonce=None, want_client_info=form.get("client_info") == "1")
+                          nonce=None, want_client_info=form.get("client_info") == "1",
+                          claims=form.get("claims", ""))
 
     def redeem_client_credentials(self, form: dict[str, str], tenant: str) -> dict[str, object]:
         """An application signs in as itself: the registered application must live in the
@@ -655,12 +660,13 @@ class Entra:
         return record
 
     def issue(self, user: User, client_id: str, scope: str, tenant_path: str, *,
-              nonce: str | None, want_client_info: bool) -> dict[str, object]:
+              nonce: str | None, want_client_info: bool, claims: str = ""
+              ) -> dict[str, object]:
         """Mint an access token (and refresh and ID tokens when the OIDC scopes ask for them)
-        and record them in the ledger."""
+        and record them in the ledger, with the claims the client asked for."""
         oidc, resource, names, spelling = parse_scopes(scope)
         tid = self.token_tenant(user, tenant_path)
-        access = self.mint_access_token(user, tid, resource, names, client_id)
+        access = self.mint_access_token(user, tid, resource, names, client_id, claims)
         if resource == ADO_RESOURCE and ".default" in names:
             granted = [f"{spelling}/user_impersonation", f"{spelling}/.default"]
         elif spelling:
@@ -704,7 +710,8 @@ class Entra:
         return body
 
     def mint_access_token(self, user: User, tid: str, resource: str, names: tuple[str, ...],
-                          client_id: str) -> AccessTokenRecord:
+                          client_id: str, requested: str = "") -> AccessTokenRecord:
+        """An access token, recording the claims its request asked for (`requested`, JSON)."""
         now = self.state.now()
         audience = resource
         claims = {
@@ -716,7 +723,7 @@ class Entra:
         record = AccessTokenRecord(
             token=make_jwt(claims), upn=user.upn, tenant=tid, audience=audience,
             scopes=names, client_id=client_id, issued_at=now,
-            expires_at=now + ACCESS_TOKEN_LIFETIME)
+            expires_at=now + ACCESS_TOKEN_LIFETIME, claims=requested)
         with self.state.lock:
             self.state.access_tokens[record.token] = record
         return record

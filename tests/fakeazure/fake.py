@@ -22,6 +22,7 @@ One instance per test session is enough: `reset()` forgets everything except the
 
 from __future__ import annotations
 
+import json
 import secrets
 import shlex
 import shutil
@@ -450,6 +451,40 @@ class FakeAzure:
             for token in tokens:
                 token.revoked = True
         return len(tokens)
+
+    def revoke_sessions(self, upn: str) -> None:
+        """An administrator's "revoke sessions" (or a password reset): every refresh token of
+        the user stops working, and Azure DevOps refuses the access tokens issued until now,
+        though they have not expired. Tokens from a new sign-in work."""
+        self.revoke_refresh_tokens(upn)
+        with self.state.lock:
+            self.state.sessions_revoked[upn.lower()] = self.now()
+
+    def cae_event(self, upn: str) -> str:
+        """A critical event for the user under Continuous Access Evaluation (a location policy
+        changed, say): Azure DevOps refuses the user's access tokens that were not minted
+        with the claims of the challenge it now sends, and the refresh tokens keep working.
+        Returns those claims (JSON)."""
+        when = self.now()
+        claims = json.dumps({"access_token": {"nbf": {"essential": True,
+                                                      "value": str(int(when))}}})
+        with self.state.lock:
+            self.state.cae_events[upn.lower()] = (when, claims)
+        return claims
+
+    def move_org(self, name: str, tenant: str) -> None:
+        """Connect the organization to another Entra tenant, as its administrator can: from
+        now on only that tenant's tokens (members and guests) are accepted, the 401s name it,
+        and the PATs made before the move stop working."""
+        found = self.state.org(name)
+        if found is None:
+            raise ValueError(f"unknown organization {name}")
+        with self.state.lock:
+            self.state.tenants.add(tenant.lower())
+            found.tenant = tenant.lower()
+            for pat in self.state.pats:
+                if pat.org == found.name:
+                    pat.revoked = True
 
     def issue_pat(self, org: str, upn: str, *, scope: str = "vso.code_write", days: float = 30,
                   display_name: str = "issued by the test", all_orgs: bool = False) -> PatRecord:

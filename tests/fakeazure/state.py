@@ -12,6 +12,7 @@ both sides of the wire.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -46,6 +47,30 @@ DAY = 86400
 
 def new_guid() -> str:
     return str(uuid.uuid4())
+
+
+def claims_of(text: str) -> dict[str, object]:
+    """The access-token part of a `claims` request parameter (JSON), or {}."""
+    try:
+        parsed = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    found = parsed.get("access_token") if isinstance(parsed, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def claims_satisfied(requested: str, demanded: str) -> bool:
+    """Whether a token request asked for every access-token claim a challenge demanded."""
+    asked = claims_of(requested)
+    return all(asked.get(name) == value for name, value in claims_of(demanded).items())
+
+
+def declares_cae(requested: str) -> bool:
+    """Whether a token request declared the client capability `cp1` (msal's
+    `client_capabilities=["CP1"]`): only such clients are sent claims challenges."""
+    capability = claims_of(requested).get("xms_cc")
+    values = capability.get("values") if isinstance(capability, dict) else None
+    return isinstance(values, list) and any(str(v).lower() == "cp1" for v in values)
 
 
 @dataclass
@@ -121,6 +146,7 @@ class AccessTokenRecord:
     issued_at: float
     expires_at: float
     app: bool = False
+    claims: str = ""  # the `claims` parameter of the token request, as JSON
 
 
 @dataclass(frozen=True)
@@ -273,6 +299,8 @@ class State:
             self.authorize_count = 0
             self.devicecode_count = 0
             self.pat_error_status = 200
+            self.sessions_revoked: dict[str, float] = {}  # upn -> when
+            self.cae_events: dict[str, tuple[float, str]] = {}  # upn -> (when, claims JSON)
             self.offset_seconds = 0.0
 
     # -- clock -------------------------------------------------------------------------------
@@ -321,6 +349,22 @@ class State:
     def find_access_token(self, token: str) -> AccessTokenRecord | None:
         with self.lock:
             return self.access_tokens.get(token)
+
+    def token_refusal(self, token: AccessTokenRecord) -> str:
+        """Why Azure DevOps refuses a user's access token before it expires: "revoked" (its
+        user's sessions were revoked after it was issued), "claims" (a Continuous Access
+        Evaluation event for its user, and the token was not minted with that event's
+        claims), or "" when it is not refused."""
+        with self.lock:
+            revoked = self.sessions_revoked.get(token.upn.lower())
+            event = self.cae_events.get(token.upn.lower())
+        if token.app:
+            return ""
+        if revoked is not None and token.issued_at <= revoked:
+            return "revoked"
+        if event is not None and not claims_satisfied(token.claims, event[1]):
+            return "claims"
+        return ""
 
     def find_pat(self, token: str) -> PatRecord | None:
         with self.lock:
