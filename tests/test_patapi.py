@@ -14,7 +14,14 @@ from hypothesis import given, strategies as st
 from git_credential_pat.core import policy
 from git_credential_pat.core.errors import HelperError
 from git_credential_pat.edges import trace
-from git_credential_pat.edges.patapi import Pat, PatApiError, PatClient, format_time, parse_time
+from git_credential_pat.edges.patapi import (
+    Pat,
+    PatApiError,
+    PatClient,
+    TokenRefused,
+    format_time,
+    parse_time,
+)
 from tests.fakeazure import FakeAzure
 from tests.netfixtures import ALICE, BOB, ORG, Contoso
 
@@ -193,9 +200,22 @@ def test_a_pat_is_refused_as_the_credential(azure: FakeAzure, contoso: Contoso,
     pat = azure.issue_pat(ORG, ALICE)
     error = refusal(lambda: PatClient(ORG, pat.token, session, 10).create(NAME, "vso.code",
                                                                           in_days(1)))
-    assert str(error) == ("your account may not manage PATs in the organization contoso "
+    assert str(error) == ("Azure DevOps refused the sign-in for the organization contoso "
                           "(HTTP 401 while creating a PAT)")
     assert (error.status, error.code) == (401, "")
+    assert isinstance(error, TokenRefused)
+    assert not policy.falls_back("auto", error.code, error.status)  # never for the token itself
+
+
+def test_a_refusal_carries_the_headers_that_say_why(azure: FakeAzure, contoso: Contoso,
+                                                    session: requests.Session) -> None:
+    token = azure.issue_access_token(ALICE)
+    claims = azure.cae_event(ALICE)
+    error = refusal(lambda: list(PatClient(ORG, token, session, 10).list()))
+    assert isinstance(error, TokenRefused)
+    assert error.challenge["X-VSS-ResourceTenant"] == contoso.tenant
+    assert "insufficient_claims" not in error.challenge["WWW-Authenticate"]  # no cp1 declared
+    assert claims and "Bearer authorization_uri=" in error.challenge["WWW-Authenticate"]
 
 
 def test_a_token_of_another_tenant_is_refused(azure: FakeAzure, contoso: Contoso,

@@ -100,6 +100,7 @@ def test_a_sweep_is_owed_once_its_time_has_come(org: dict, owed: bool) -> None:
     ("auto", "globalPATCreationBlocked", 200, True),
     ("auto", "accessDenied", 200, True),
     ("auto", "", 403, True),
+    ("auto", "", 401, False),  # the token itself was refused: git must never get it
     ("auto", "patLifespanPolicyViolation", 200, False),  # retried shorter instead
     ("auto", "fullScopePatPolicyViolation", 200, False),  # the scope is the user's to change
     ("auto", "invalidScope", 400, False),

@@ -139,6 +139,91 @@ def test_one_sign_in_serves_an_organization_where_the_account_is_a_guest(
                                                            int(time.time()) + 600)
 
 
+def test_a_guest_tenant_needs_no_second_sign_in_even_with_no_account_named(
+        azure: FakeAzure, contoso: Contoso, settings: Settings, session: requests.Session,
+        browser: dict[str, str]) -> None:
+    fabrikam = azure.add_tenant()
+    azure.add_org("fabrikam", fabrikam)
+    azure.add_guest(ALICE, fabrikam)
+    cache = MemoryCache()
+    sign_in(settings, session, cache, browser, contoso.tenant)
+    token = sign_in(settings, session, cache, {}, fabrikam, interactive=False)
+    assert (token.account, token.tenant, azure.authorize_count) == (ALICE, fabrikam, 1)
+
+
+def test_two_accounts_that_could_both_serve_a_guest_tenant_are_not_guessed_between(
+        azure: FakeAzure, contoso: Contoso, settings: Settings, session: requests.Session,
+        browser: dict[str, str]) -> None:
+    fabrikam = azure.add_tenant()
+    azure.add_guest(ALICE, fabrikam)
+    cache = MemoryCache()
+    sign_in(settings, session, cache, browser, contoso.tenant, ALICE)
+    sign_in(settings, session, cache, browser, contoso.tenant, BOB)
+    # An account that is no guest there is tried and skipped.
+    assert sign_in(settings, session, cache, {}, fabrikam, interactive=False).account == ALICE
+    azure.add_guest(BOB, fabrikam)
+    with pytest.raises(SignInRequired):
+        sign_in(settings, session, cache, {}, fabrikam, interactive=False)
+
+
+def test_a_refused_token_is_dropped_and_replaced_without_a_person(
+        azure: FakeAzure, contoso: Contoso, settings: Settings, session: requests.Session,
+        browser: dict[str, str]) -> None:
+    cache = MemoryCache()
+    first = sign_in(settings, session, cache, browser, contoso.tenant)
+    assert first.token in (cache.text or "")
+    again = SignIn(settings, session, cache, Lines(), {}).token(
+        contoso.tenant, ALICE, interactive=False, for_what=FOR_WHAT, login_url=ORG_URL,
+        refused=first.token)
+    assert again.token != first.token and first.token not in (cache.text or "")
+    assert (azure.issued["refresh_token"], azure.authorize_count) == (1, 1)
+
+
+def test_a_claims_challenge_is_answered_from_the_refresh_token(
+        azure: FakeAzure, contoso: Contoso, settings: Settings, session: requests.Session,
+        browser: dict[str, str]) -> None:
+    cache = MemoryCache()
+    first = sign_in(settings, session, cache, browser, contoso.tenant)
+    claims = azure.cae_event(ALICE)
+    client = PatClient(ORG, first.token, session, 10)
+    with pytest.raises(HelperError):
+        list(client.list())
+    again = SignIn(settings, session, cache, Lines(), {}).token(
+        contoso.tenant, ALICE, interactive=False, for_what=FOR_WHAT, login_url=ORG_URL,
+        claims=claims, refused=first.token)
+    list(PatClient(ORG, again.token, session, 10).list())  # accepted
+    assert azure.authorize_count == 1
+
+
+def test_revoked_sessions_need_a_person_again(
+        azure: FakeAzure, contoso: Contoso, settings: Settings, session: requests.Session,
+        browser: dict[str, str]) -> None:
+    cache = MemoryCache()
+    first = sign_in(settings, session, cache, browser, contoso.tenant)
+    azure.revoke_sessions(ALICE)
+    with pytest.raises(SignInRequired) as caught:
+        SignIn(settings, session, cache, Lines(), {}).token(
+            contoso.tenant, ALICE, interactive=False, for_what=FOR_WHAT, login_url=ORG_URL,
+            refused=first.token)
+    assert str(caught.value) == NEEDED
+    assert first.token not in (cache.text or "")  # not handed out again by a later call
+    lines = Lines()
+    token = sign_in(settings, session, cache, browser, contoso.tenant, ALICE, prompt=lines)
+    list(PatClient(ORG, token.token, session, 10).list())
+    assert azure.authorize_count == 2 and lines.said == [f"{OPENING} as {ALICE}"]
+
+
+def test_forget_drops_only_that_access_token(azure: FakeAzure, contoso: Contoso,
+                                             settings: Settings, session: requests.Session,
+                                             browser: dict[str, str]) -> None:
+    cache = MemoryCache()
+    first = sign_in(settings, session, cache, browser, contoso.tenant)
+    sign = SignIn(settings, session, cache, Lines(), {})
+    assert not sign.forget("eyJ.not.cached")
+    assert sign.forget(first.token)
+    assert first.token not in (cache.text or "") and cache.refresh_tokens()
+
+
 def test_a_microsoft_account_organization(azure: FakeAzure, contoso: Contoso,
                                           settings: Settings, session: requests.Session,
                                           browser: dict[str, str]) -> None:

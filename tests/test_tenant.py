@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
@@ -111,3 +112,38 @@ def test_a_flaky_probe_is_retried(azure: FakeAzure, contoso: Contoso,
     started = time.monotonic()
     assert discover(session) == contoso.tenant
     assert time.monotonic() - started >= 1
+
+
+CAE = ('Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
+       'authorize", client_id="00000003-0000-0000-c000-000000000000", '
+       'error="insufficient_claims", claims="{claims}", Basic realm="https://x.example/"')
+CLAIMS = '{"access_token":{"nbf":{"essential":true,"value":"1604106651"}}}'
+
+
+@pytest.mark.parametrize("encoded", [
+    base64.b64encode(CLAIMS.encode()).decode(),
+    base64.urlsafe_b64encode(CLAIMS.encode()).decode().rstrip("="),
+])
+def test_a_claims_challenge_is_decoded_for_msal(encoded: str) -> None:
+    headers = {"WWW-Authenticate": CAE.format(claims=encoded)}
+    assert tenant.claims_challenge(headers) == CLAIMS
+    assert tenant.named_by(headers, "https://login.microsoftonline.com") == ""  # "common"
+
+
+@pytest.mark.parametrize("value", [
+    'Bearer authorization_uri="https://login.microsoftonline.com/common"',
+    CAE.format(claims="not base64!"),
+    CAE.format(claims=base64.b64encode(b"[1, 2]").decode()),
+    CAE.format(claims=base64.b64encode(b"\xff\xfe").decode()),
+    CAE.replace("insufficient_claims", "invalid_token").format(
+        claims=base64.b64encode(CLAIMS.encode()).decode()),
+])
+def test_anything_else_is_no_claims_challenge(value: str) -> None:
+    assert tenant.claims_challenge({"WWW-Authenticate": value}) == ""
+
+
+def test_a_refusal_names_the_organization_s_tenant() -> None:
+    headers = {"WWW-Authenticate": f"Bearer authorization_uri=https://login.microsoftonline.com/"
+                                   f"{OTHER_TENANT}, Basic realm=\"x\"",
+               "X-VSS-ResourceTenant": OTHER_TENANT}
+    assert tenant.named_by(headers, "https://login.microsoftonline.com") == OTHER_TENANT

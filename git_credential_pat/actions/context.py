@@ -232,8 +232,10 @@ class OrgContext:
         return tenant.discover(self.org.name, session, self.settings.timeout, self.wwwauth,
                                authority_host=self.settings.authority_host)
 
-    def token(self, tenant: str, account: str, interactive: bool) -> AccessToken:
-        """An Entra access token for Azure DevOps; one sign-in at a time per user."""
+    def token(self, tenant: str, account: str, interactive: bool, *, claims: str = "",
+              refused: str = "") -> AccessToken:
+        """An Entra access token for Azure DevOps; one sign-in at a time per user. `claims`
+        and `refused` as for `SignIn.token`: after the service turned a token down."""
         from git_credential_pat.edges import lock, signin
 
         session = self.http
@@ -243,7 +245,7 @@ class OrgContext:
                 self.runtime.environ,
             ).token(tenant, account, interactive=interactive,
                     for_what=f"Azure DevOps organization {self.org.name}",
-                    login_url=self.org.url)
+                    login_url=self.org.url, claims=claims, refused=refused)
 
     def identity_token(self) -> AccessToken:
         """An Entra access token for the machine identity `patIdentity` names: a service

@@ -201,9 +201,13 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
     The password must match: an erase for an old PAT never removes the newer one another
     process stored meanwhile.
     """
-    if (policy.machine_identity(context.settings)
-            or policy.looks_like_access_token(request.get("password") or "")):
-        return []  # an access token is never stored, and cannot be revoked
+    if policy.machine_identity(context.settings):
+        return []  # its tokens are never stored, and cannot be revoked
+    if policy.looks_like_access_token(request.get("password") or ""):
+        from git_credential_pat.actions import access
+
+        access.forget_refused(context, request.attrs["password"])  # or `get` hands it back
+        return []
     query = _erased(request, context.org)
     if not entries.matching(context.item(ahead=True), query):
         return []

@@ -8,7 +8,7 @@ anything else happens; if it cannot be stored it is revoked, so no PAT is left o
 
 from __future__ import annotations
 
-from git_credential_pat.actions import revoke
+from git_credential_pat.actions import access, revoke
 from git_credential_pat.actions.context import OrgContext
 from git_credential_pat.core import entries, policy
 from git_credential_pat.core.constants import DAY
@@ -57,24 +57,34 @@ def _mint_or_fallback(context: OrgContext, item: Item, account: str,
 
     settings = context.settings
     known = entries.org_of(item)
-    tenant = context.tenant(item)
-    token = context.token(tenant, account or known.get("account", ""), interactive=True)
-    known.update(tenant=tenant, account=token.account)
-    if settings.mode == "oauth":
+
+    def attempt(signed: access.Signed) -> Entry | PatApiError | None:
+        """The PAT minted and stored; or the policy's refusal, after which the token (which
+        the service accepted) answers git instead; None when `patMode oauth` wants it."""
+        known.update(tenant=signed.tenant, account=signed.token.account)
+        if settings.mode == "oauth":
+            return None
+        try:
+            return mint(context, item, signed.token)
+        except PatApiError as error:
+            if policy.falls_back(settings.mode, error.code, error.status):
+                return error
+            raise
+
+    outcome, signed = access.with_token(context, item, account or known.get("account", ""),
+                                        attempt)
+    token = signed.token
+    if outcome is None:
         return answer_token(token)
-    try:
-        entry = mint(context, item, token)
-    except PatApiError as error:
-        if policy.falls_back(settings.mode, error.code, error.status):
-            if known.get("fallback") != error.code:
-                context.say(f"{error}; using your Entra sign-in for git instead of a PAT")
-                known["fallback"] = error.code
-                context.update_item(lambda fresh: entries.org_of(fresh).update(known))
-            return answer_token(token)
-        raise
+    if isinstance(outcome, PatApiError):
+        if known.get("fallback") != outcome.code:
+            context.say(f"{outcome}; using your Entra sign-in for git instead of a PAT")
+            known["fallback"] = outcome.code
+            context.update_item(lambda fresh: entries.org_of(fresh).update(known))
+        return answer_token(token)
     replaced = [current] if current and entries.minted(current) else []
-    revoke.sweep(context, token, entry, replaced)
-    return policy.answer_pat(entry)
+    revoke.sweep(context, token, outcome, replaced)
+    return policy.answer_pat(outcome)
 
 
 def answer_token(token: AccessToken) -> Answer:

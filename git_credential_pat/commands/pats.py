@@ -10,9 +10,10 @@ PAT left alive.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
-from git_credential_pat.actions import mint, revoke as revoking
+from git_credential_pat.actions import access, mint, revoke as revoking
 from git_credential_pat.actions.context import OrgContext, Runtime, StoredTokenCache
 from git_credential_pat.commands.output import Terminal, expiry_note, iso, show, when
 from git_credential_pat.commands.status import git_uses_helper
@@ -30,18 +31,20 @@ if TYPE_CHECKING:
     from git_credential_pat.edges.store import SecretStore
 
 LIST_STATES = ("active", "expired", "revoked")
+T = TypeVar("T")
 
 
 # -- signing in ---------------------------------------------------------------------------------
 
-def sign_in(target: OrgContext) -> tuple[PatClient, AccessToken]:
-    """A PAT client for the organization, signing in silently if the cache allows and asking
-    the person otherwise."""
+def with_pats(target: OrgContext, call: Callable[[PatClient], T]) -> tuple[T, AccessToken]:
+    """`call` with a PAT client for the organization, signing in silently if the cache allows
+    and asking the person otherwise; a token the service refuses is replaced once
+    (`access.with_token`), so a command never fails on a token a new sign-in would fix."""
     item = target.item()
-    tenant = target.tenant(item)
     account = target.settings.account or entries.org_of(item).get("account", "")
-    token = target.token(tenant, account, interactive=True)
-    return target.pats(token), token
+    result, signed = access.with_token(target, item, account,
+                                       lambda signed: call(target.pats(signed.token)))
+    return result, signed.token
 
 
 # -- login -------------------------------------------------------------------------------------
@@ -60,7 +63,7 @@ def login(args: argparse.Namespace, term: Terminal) -> int:
     try:
         if current and _fits(current, target, args):
             with term.progress(f"Signing in for {target.org.name}"):
-                _, token = sign_in(target)
+                _, token = with_pats(target, lambda client: None)
             term.line(f"Already set up for {target.org.name} as {show(token.account)}: "
                       f"{_describe(current, target)}")
             return 0
@@ -132,8 +135,8 @@ def list_pats(args: argparse.Namespace, term: Terminal) -> int:
     target = resolve(Runtime(say=term.say), args.org_url)
     states = LIST_STATES if args.all else LIST_STATES[:1]
     with term.progress(f"Listing your PATs in {target.org.name}"):
-        client, _ = sign_in(target)
-        found = [(state, pat) for state in states for pat in client.list(state)]
+        found, _ = with_pats(target, lambda client: [(state, pat) for state in states
+                                                     for pat in client.list(state)])
     ours = target.display_name()
     in_use = entries.stored_ids(target.item())
     rows = [_pat_json(pat, state, pat.display_name == ours, pat.authorization_id in in_use)
@@ -177,8 +180,8 @@ def rotate(args: argparse.Namespace, term: Terminal) -> int:
     entry = policy.pick(target.item(), answer["username"], target.now())
     new_id = entries.pat_id(entry) if entry else ""
     with term.progress("Checking that the old PATs are revoked"):
-        client, _ = sign_in(target)
-        left = _revoke(client, revoking.ours(client, target) - {new_id}, term)
+        left, _ = with_pats(target, lambda client: _revoke(
+            client, revoking.ours(client, target) - {new_id}, term))
     term.line(f"Rotated {target.org.name}: {_describe(entry, target) if entry else ''}")
     return 1 if left else 0
 
@@ -201,13 +204,16 @@ def revoke(args: argparse.Namespace, term: Terminal) -> int:
 
     target = resolve(Runtime(say=term.say), args.org_url)
     authorization_id = args.id or _id_in_use(target)
-    with term.progress(f"Revoking a PAT in {target.org.name}"):
-        client, _ = sign_in(target)
+
+    def revoke_it(client: PatClient) -> None:
         try:
             client.revoke(authorization_id)
         except PatApiError as error:  # the stored one may be revoked already: forget it too
             if args.id or error.code != "authorizationNotFound":
                 raise
+
+    with term.progress(f"Revoking a PAT in {target.org.name}"):
+        with_pats(target, revoke_it)
     _forget(target, authorization_id)
     gitcache.forget_org(target.org)
     term.line(f"Revoked {authorization_id} in {target.org.name}."
@@ -274,9 +280,8 @@ def _log_out_of(target: OrgContext, term: Terminal) -> bool:
     if entries.org_of(item).get("tenant") or entries.stored_ids(item):  # signed in here before
         try:
             with term.progress(f"Revoking the PATs minted for {target.org.name}"):
-                client, _ = sign_in(target)
-                left = _revoke(client, revoking.ours(client, target) | entries.stored_ids(item),
-                               term)
+                left, _ = with_pats(target, lambda client: _revoke(
+                    client, revoking.ours(client, target) | entries.stored_ids(item), term))
         except HelperError as error:
             term.say(f"could not revoke the PATs minted for {target.org.name}: {error}")
             left = ["?"]

@@ -66,8 +66,10 @@ def sweep_owed(item: Item, now: float) -> bool:
 
 
 def falls_back(mode: str, code: str, status: int) -> bool:
-    """Whether a refusal to mint means git should get the Entra access token instead."""
-    return mode == "auto" and (code in FALLBACK_CODES or status in (401, 403))
+    """Whether a refusal to mint means git should get the Entra access token instead: a
+    policy (`patTokenError`) or a 403, which refuse PATs to a token they accepted. A 401
+    refuses the token itself, and git must never be handed that."""
+    return mode == "auto" and (code in FALLBACK_CODES or (status == 403 and not code))
 
 
 def shorter_lifespan(days: int) -> int:

@@ -49,6 +49,19 @@ class PatApiError(HelperError):
         self.status = status
 
 
+class TokenRefused(PatApiError):
+    """The API refused the access token itself (HTTP 401), not the request: revoked, stale
+    after a Continuous Access Evaluation event, or from a tenant the organization has left.
+    `challenge` holds the answer's headers that say which (`edges.tenant` reads them)."""
+
+    def __init__(self, message: str, challenge: dict[str, str]) -> None:
+        super().__init__(message, "", 401)
+        self.challenge = challenge
+
+
+CHALLENGE_HEADERS = ("WWW-Authenticate", "X-VSS-ResourceTenant")
+
+
 def _explain(code: str, org: str, scope: str = "", days: int | None = None) -> str:
     """What a `patTokenError` means to the person running git, and what they can do."""
     lifespan = f" of {days} days" if days is not None else ""
@@ -144,7 +157,12 @@ class PatClient:
         """
         status = response.status_code
         if status >= 400 and not _has_pat_error(response):
-            if status in (401, 403):
+            if status == 401:
+                raise TokenRefused(f"Azure DevOps refused the sign-in for the organization "
+                                   f"{self.org} (HTTP 401 while {step})",
+                                   {name: response.headers.get(name, "")
+                                    for name in CHALLENGE_HEADERS})
+            if status == 403:
                 raise PatApiError(f"your account may not manage PATs in the organization "
                                   f"{self.org} (HTTP {status} while {step})", "", status)
             raise PatApiError(f"Azure DevOps refused {step} in {self.org} (HTTP {status})",

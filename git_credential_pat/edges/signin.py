@@ -1,10 +1,16 @@
 """Signing in to Microsoft Entra ID with msal, for an access token to Azure DevOps.
 
 Imported only when a PAT must be minted or an access token is the answer. A refresh token from
-an earlier sign-in is tried first; a person is asked only when that fails, and only when one
-can be asked at all: git is often run by IDEs, scripts and CI with nobody watching, where a
-browser that never opens or a device code nobody reads would hang the fetch. The token cache
-is handed to the caller's storage (the OS keyring), never written to a file here.
+an earlier sign-in is tried first, for every cached account that may belong to the tenant (a
+refresh token serves each tenant its account is a member or guest of); a person is asked only
+when that fails, and only when one can be asked at all: git is often run by IDEs, scripts and
+CI with nobody watching, where a browser that never opens or a device code nobody reads would
+hang the fetch. The token cache is handed to the caller's storage (the OS keyring), never
+written to a file here.
+
+The application declares the `cp1` capability, so Azure DevOps sends a claims challenge
+(Continuous Access Evaluation) rather than a bare 401 when an event makes its tokens stale;
+`token(claims=...)` answers one, and `refused` drops the token the service turned down.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ SCOPES = list(AZURE_DEVOPS_SCOPES)
 _CACHE = msal.TokenCache.CredentialType
 _ACCOUNT_DATA = (_CACHE.ACCESS_TOKEN, _CACHE.REFRESH_TOKEN, _CACHE.ID_TOKEN, _CACHE.ACCOUNT)
 _STILL_WAITING = frozenset({"authorization_pending", "slow_down"})
+CAPABILITIES = ["CP1"]  # can answer claims challenges (Continuous Access Evaluation)
 
 
 @dataclass
@@ -132,8 +139,12 @@ class SignIn:
     # -- the token -------------------------------------------------------------------------
 
     def token(self, tenant: str, account: str = "", *, interactive: bool, for_what: str,
-              login_url: str) -> AccessToken:
+              login_url: str, claims: str = "", refused: str = "") -> AccessToken:
         """An access token to Azure DevOps for `tenant`, silently if the cache allows.
+
+        `refused` is a token the service has just turned down: it is dropped from the cache
+        first, so that neither this call nor a later one hands it out again. `claims` is the
+        JSON of a claims challenge, which every way of getting the new token passes on.
 
         Raises `SignInRequired` when a person is needed but `interactive` is False or nobody
         can be asked (`choose_flow` is None); `HelperError` when sign-in fails or is refused.
@@ -141,19 +152,21 @@ class SignIn:
         step = f"signing in for {for_what}"
         needed = SignInRequired(f"sign-in needed for {for_what}; "
                                 f"run: git credential-pat login {login_url}")
+        if refused:
+            self.forget(refused)
         flow = choose_flow(self.settings, self.environ) if interactive else None
         if flow == "broker":
             _check_broker()
-        known = self._home_accounts(tenant, account)
+        known, only_one = self._candidates(tenant, account)
         if not known and flow is None:
             raise needed  # nothing to try silently: answer at once, without the network
         try:
             app = self._app(tenant, broker=flow == "broker", step=step)
-            result, who = self._silent(app, known)
+            result, who = self._silent(app, known, only_one, claims)
             if result is None:
                 if flow is None:
                     raise needed
-                result, who = self._ask(app, flow, account, for_what), account
+                result, who = self._ask(app, flow, account, for_what, claims), account
         except requests.RequestException as error:
             raise http.failure(error, self.settings.authority_host, step, self.session) from None
         except msal.exceptions.MsalServiceError:  # msal's word for a 5xx
@@ -172,43 +185,58 @@ class SignIn:
         try:
             return msal.PublicClientApplication(
                 self.settings.client_id, authority=authority, http_client=client,
-                token_cache=self._cache, enable_broker_on_windows=broker,
-                enable_broker_on_mac=broker)
+                token_cache=self._cache, client_capabilities=CAPABILITIES,
+                enable_broker_on_windows=broker, enable_broker_on_mac=broker)
         except ValueError:
             # msal could not read the tenant's OpenID configuration: unknown tenant, or a page
             # that is not the sign-in service (a proxy's).
             raise HelperError(f"{self._host} does not know the tenant {tenant!r}; if it is "
                               "wrong, set credential.patTenant") from None
 
-    def _home_accounts(self, tenant: str, account: str) -> set[str]:
-        """The cached account to try silently: the one named, else the only one that belongs
-        to this tenant; none when that is ambiguous, so that a person picks."""
+    def _candidates(self, tenant: str, account: str) -> tuple[set[str], bool]:
+        """The cached accounts to try silently, and whether exactly one of them must succeed.
+
+        The account named; else the only one whose home (or realm) is this tenant, and none
+        when several are, so that a person picks. When none is, every cached account: one
+        may be a guest there, and its refresh token gets the token with no prompt; but only
+        if no other account gets one too, since guessing between them is the person's call.
+        """
         entries = [e for e in self._cache.search(_CACHE.ACCOUNT)
                    if e.get("environment", "").lower() == self._host.lower()]
         if account:
             found = {e["home_account_id"] for e in entries
                      if e.get("username", "").lower() == account.lower()}
-        else:
-            found = {e["home_account_id"] for e in entries if _belongs(e, tenant)}
-        return found if len(found) == 1 else set()
+            return found, False
+        found = {e["home_account_id"] for e in entries if _belongs(e, tenant)}
+        if found:
+            return (found, False) if len(found) == 1 else (set(), False)
+        return {e["home_account_id"] for e in entries}, True
 
-    def _silent(self, app: msal.PublicClientApplication, known: set[str]
-                ) -> tuple[dict | None, str]:
+    def _silent(self, app: msal.PublicClientApplication, known: set[str], only_one: bool,
+                claims: str) -> tuple[dict | None, str]:
         """A token from the cache or a refresh token, and whose it is (a token served from
-        the cache comes without the id token's claims)."""
+        the cache comes without the id token's claims). With `only_one`, every candidate is
+        tried and the answer is None unless exactly one of them got a token."""
+        found: list[tuple[dict, str]] = []
         for candidate in app.get_accounts():
-            if candidate.get("home_account_id") in known:
-                result = app.acquire_token_silent_with_error(SCOPES, account=candidate)
-                if result and "access_token" in result:
-                    return result, str(candidate.get("username") or "")
-                if result:
-                    trace.log(f"silent sign-in failed: {result.get('error')}")
-        return None, ""
+            if candidate.get("home_account_id") not in known:
+                continue
+            result = app.acquire_token_silent_with_error(SCOPES, account=candidate,
+                                                         claims_challenge=claims or None)
+            if result and "access_token" in result:
+                found.append((result, str(candidate.get("username") or "")))
+                if not only_one:
+                    break
+            elif result:
+                trace.log(f"silent sign-in failed: {result.get('error')}")
+        if len(found) > 1:
+            trace.log(f"{len(found)} cached accounts can sign in to this tenant; asking which")
+        return found[0] if len(found) == 1 else (None, "")
 
     def _ask(self, app: msal.PublicClientApplication, flow: str, account: str,
-             for_what: str) -> dict:
+             for_what: str, claims: str) -> dict:
         if flow == "device":
-            return self._device(app, account, for_what)
+            return self._device(app, account, for_what, claims)
         window = "the system's sign-in window" if flow == "broker" else "a browser"
         self.prompt.say(f"opening {window} to sign in for {for_what}"
                         f"{f' as {account}' if account else ''}")
@@ -218,20 +246,22 @@ class SignIn:
                 return app.acquire_token_interactive(
                     SCOPES, login_hint=account or None,
                     prompt=None if account else "select_account",
+                    claims_challenge=claims or None,
                     timeout=self.settings.signin_timeout, **extra)
         except BrowserInteractionTimeoutError:
             raise HelperError(f"sign-in for {for_what} was not completed within "
                               f"{self.settings.signin_timeout:.0f} seconds") from None
 
-    def _device(self, app: msal.PublicClientApplication, account: str, for_what: str) -> dict:
-        flow = app.initiate_device_flow(scopes=SCOPES)
+    def _device(self, app: msal.PublicClientApplication, account: str, for_what: str,
+                claims: str) -> dict:
+        flow = app.initiate_device_flow(scopes=SCOPES, claims_challenge=claims or None)
         if "user_code" not in flow:
             raise sign_in_failure(flow, for_what)
         secret(flow.get("device_code"))
         self.prompt.say(f"to sign in for {for_what}{f' as {account}' if account else ''}: "
                         f"{printable(flow['message'])}")
         flow["expires_at"] = min(flow["expires_at"], time.time() + self.settings.signin_timeout)
-        result = app.acquire_token_by_device_flow(flow)
+        result = app.acquire_token_by_device_flow(flow, claims_challenge=claims or None)
         if result.get("error") in _STILL_WAITING:
             raise HelperError(f"sign-in for {for_what} was not completed within "
                               f"{self.settings.signin_timeout:.0f} seconds")
@@ -253,6 +283,16 @@ class SignIn:
     def _save(self) -> None:
         if self._cache.has_state_changed:
             self._storage.save(self._cache.serialize())
+
+    def forget(self, access_token: str) -> bool:
+        """Drop an access token the service refused (or git saw refused) from the cache, so
+        that it is never handed out again; the refresh token stays. Offline."""
+        doomed = [e for e in self._cache.search(_CACHE.ACCESS_TOKEN)
+                  if e.get("secret") == access_token]
+        for entry in doomed:
+            self._cache.remove_at(entry)
+        self._save()
+        return bool(doomed)
 
     # -- for `status` and `logout` ---------------------------------------------------------
 

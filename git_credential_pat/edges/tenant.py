@@ -5,10 +5,15 @@ Azure DevOps says so to anyone who asks without credentials: its 401 carries
 `X-VSS-ResourceTenant: {tenant}`. git (2.41+) passes those challenges on as `wwwauth[]`, which
 saves the request. Only the tenant is taken from a challenge, and only when its URI names the
 configured sign-in host: the helper never signs in wherever a server points it.
+
+The same headers come with a 401 for a refused token: they say which tenant the organization
+belongs to now, and with Continuous Access Evaluation which claims a new token must carry.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -49,6 +54,32 @@ def discover(org: str, session: requests.Session, timeout: float, wwwauth: Itera
         f"dev.azure.com did not say which Entra tenant organization {org} uses "
         f"(HTTP {response.status_code}); name it with "
         f"git config --global credential.https://dev.azure.com/{org}.patTenant TENANT")
+
+
+def named_by(headers: Mapping[str, str], authority_host: str) -> str:
+    """The tenant a 401 of Azure DevOps names, or "": it names the organization's tenant
+    whatever the credential was, so a token from another tenant learns where to sign in."""
+    return _from_headers(headers, authority_host)
+
+
+def claims_challenge(headers: Mapping[str, str]) -> str:
+    """The claims a Continuous Access Evaluation challenge asks a new token to carry, as the
+    JSON text msal takes, or "" when the 401 is no such challenge (or its claims do not
+    decode to a JSON object, which no token could satisfy)."""
+    for scheme, params in _challenges(headers.get("WWW-Authenticate", "")):
+        encoded = params.get("claims", "")
+        if scheme != "bearer" or params.get("error") != "insufficient_claims" or not encoded:
+            continue
+        standard = encoded.replace("-", "+").replace("_", "/")
+        try:
+            text = base64.b64decode(standard + "=" * (-len(standard) % 4),
+                                    validate=True).decode("utf-8")
+            if isinstance(json.loads(text), dict):
+                return text
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            pass
+        trace.log("ignoring a claims challenge whose claims are not a JSON object")
+    return ""
 
 
 def _from_headers(headers: Mapping[str, str], authority_host: str) -> str:

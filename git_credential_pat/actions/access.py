@@ -1,0 +1,109 @@
+"""Calls to Azure DevOps with an Entra access token, and what a refused token leads to.
+
+A 401 from the PAT API is about the token, never a policy (policies come as a `patTokenError`
+or a 403), so it never turns into "use the Entra token for git instead": that token is the
+one just refused. Its headers say why, and each reason has its own remedy, tried once:
+
+- they name another tenant: the organization has moved to another Entra tenant; sign in
+  there (silently, where the account is a member or guest) and remember the new tenant;
+- a claims challenge (Continuous Access Evaluation): a new token carrying those claims, from
+  the refresh token while it still works;
+- otherwise the token was revoked (sessions revoked, password changed): drop it and refresh.
+
+When the refresh token is dead too, a person signs in where one can; where nobody can, the
+one line names `git credential-pat login URL`. A token refused twice is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from git_credential_pat.actions.context import SIGNIN_LOCK, OrgContext, StoredTokenCache
+from git_credential_pat.core import entries
+from git_credential_pat.core.errors import HelperError
+from git_credential_pat.edges import trace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from git_credential_pat.core.entries import Item
+    from git_credential_pat.edges.patapi import TokenRefused
+    from git_credential_pat.edges.signin import AccessToken
+
+T = TypeVar("T")
+FORGET_LOCK_SECONDS = 5  # an erase waits no longer than this for another process's sign-in
+
+
+@dataclass(frozen=True)
+class Signed:
+    """The token a call went through with, and the tenant it was signed in to (for an
+    organization backed by Microsoft accounts, "organizations", not the token's own)."""
+
+    token: AccessToken
+    tenant: str
+
+
+def with_token(context: OrgContext, item: Item, account: str, call: Callable[[Signed], T],
+               *, interactive: bool = True) -> tuple[T, Signed]:
+    """`call` with a token for the organization; once more with a new one if the service
+    refuses the first (`TokenRefused`), for the reason its answer gives."""
+    from git_credential_pat.edges.patapi import TokenRefused
+
+    tenant = context.tenant(item)
+    token = context.token(tenant, account, interactive)
+    try:
+        return call(Signed(token, tenant)), Signed(token, tenant)
+    except TokenRefused as refused:
+        moved = _moved_to(context, refused, tenant, token)
+        if moved:
+            tenant = moved
+            token = context.token(tenant, account or token.account, interactive)
+        else:
+            from git_credential_pat.edges.tenant import claims_challenge
+
+            claims = claims_challenge(refused.challenge)
+            trace.log(f"the access token was refused{' with a claims challenge' if claims else ''};"
+                      " getting a new one")
+            token = context.token(tenant, account or token.account, interactive,
+                                  claims=claims, refused=token.token)
+    try:
+        return call(Signed(token, tenant)), Signed(token, tenant)
+    except TokenRefused as again:
+        raise HelperError(f"{again}, even with a new sign-in; if {token.account or 'the account'} "
+                          f"is not a member of it, sign in as another: git credential-pat login "
+                          f"--account ACCOUNT {context.org.url}") from None
+
+
+def _moved_to(context: OrgContext, refused: TokenRefused, tenant: str,
+              token: AccessToken) -> str:
+    """The tenant the organization has moved to, when the refusal names one other than the
+    token's; it is remembered at once, for every later sign-in. "" when it has not moved."""
+    from git_credential_pat.edges.tenant import named_by
+
+    named = named_by(refused.challenge, context.settings.authority_host)
+    if not named or named in (tenant.lower(), token.tenant.lower()):
+        return ""
+    pinned = context.settings.tenant
+    if pinned:
+        raise HelperError(f"the organization {context.org.name} signs in with the Entra tenant "
+                          f"{named} now, not {pinned}; change or unset "
+                          f"credential.{context.org.url}.patTenant")
+    trace.log(f"the organization {context.org.name} has moved from tenant {tenant} to {named}")
+    context.update_item(lambda fresh: entries.org_of(fresh).update(tenant=named))
+    return named
+
+
+def forget_refused(context: OrgContext, token: str) -> None:
+    """Drop an access token git saw refused from the sign-in cache, so the next `get` signs
+    in afresh instead of handing it back. Skipped (the next refusal tries again) while
+    another process holds the sign-in longer than an erase should wait."""
+    from git_credential_pat.edges import lock, signin
+
+    try:
+        with lock.held(SIGNIN_LOCK, timeout=FORGET_LOCK_SECONDS):
+            signin.SignIn(context.settings, context.http, StoredTokenCache(context.store),
+                          context.runtime, context.runtime.environ).forget(token)
+    except HelperError as error:
+        trace.log(f"not forgetting the refused access token now: {error}")
