@@ -4,8 +4,9 @@ Each check says ok, warn or fail, and whatever is not ok says how to fix it. The
 the path a credential takes: git finds the helper, git config sends Azure DevOps URLs to it
 (and to nothing before it), the secret store answers without blocking, the sign-in cache is
 there, Entra ID and Azure DevOps are reachable through the proxy and CA git uses, the clock
-agrees with theirs, a machine identity (`patIdentity`) gets its token, and no stored PAT is
-about to expire unnoticed.
+agrees with theirs, each organization still signs in with the tenant remembered for it, a
+machine identity (`patIdentity`) gets its token, and no stored PAT is about to expire
+unnoticed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from git_credential_pat.actions.context import OrgContext, Runtime, StoredTokenC
 from git_credential_pat.commands import status
 from git_credential_pat.commands.output import Terminal, show, when
 from git_credential_pat.commands.targets import repo_orgs, stored_orgs
-from git_credential_pat.core import policy, settings as settings_mod
+from git_credential_pat.core import entries, policy, settings as settings_mod
 from git_credential_pat.core.constants import FILE_STORE_HINT, NAME, ORG_HOST, WARN_DAYS
 from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.remote import Org
@@ -296,6 +297,37 @@ def clock(context: Checkup) -> Iterator[Check]:
         yield Check("clock", "ok", detail)
 
 
+# -- tenants -----------------------------------------------------------------------------------
+
+def tenants(context: Checkup) -> Iterator[Check]:
+    """Each stored organization's remembered tenant against the one it names now: an
+    organization moved to another tenant refuses every token of the old one."""
+    if context.store is None:
+        return
+    from git_credential_pat.edges import tenant as tenants_of
+
+    for org in stored_orgs(context.store):
+        target = context.runtime.org(org)
+        known = entries.org_of(target.item()).get("tenant", "")
+        if not known or target.settings.tenant:
+            continue  # never signed in there, or pinned by patTenant
+        try:
+            now = tenants_of.discover(org.name, target.http, min(target.settings.timeout,
+                                                                 NETWORK_SECONDS),
+                                      authority_host=target.settings.authority_host)
+        except HelperError as error:
+            yield Check(f"tenant {org.name}", "warn", f"not checked: {error}")
+            continue
+        if now == known:
+            yield Check(f"tenant {org.name}", "ok", f"{show(known)}, as the organization says")
+            continue
+        stored = policy.pick(target.item(), "", context.runtime.clock())
+        again = "rotate" if stored and entries.minted(stored) else "login"
+        yield Check(f"tenant {org.name}", "warn", f"remembered as {show(known)}, but the "
+                    f"organization now signs in with {show(now)}; the next sign-in moves there",
+                    f"git credential-pat {again} {org.url}")
+
+
 # -- machine identities ----------------------------------------------------------------------
 
 def identities(context: Checkup) -> Iterator[Check]:
@@ -351,5 +383,5 @@ def expiring(context: Checkup) -> Iterator[Check]:
 
 CHECKS: tuple[Callable[[Checkup], Iterator[Check]], ...] = (
     git_version, helper_on_path, helpers, use_http_path, keyring, token_cache, network, clock,
-    identities, expiring,
+    tenants, identities, expiring,
 )
