@@ -167,8 +167,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("logout", "pats:logout", "revoke the PATs minted here, forget them, and sign out",
             "git credential-pat logout contoso\ngit credential-pat logout --all",
             _logout_arguments),
-    Command("doctor", "doctor:run", "check git, its config, the store, the network and the "
-            "clock; exits 1 if anything fails",
+    Command("doctor", "doctor:run", "check git, its config, the store, the network, the clock "
+            "and each organization's tenant; exits 1 if anything fails",
             "git credential-pat doctor\ngit credential-pat doctor --json", _json),
     Command("configure", "configure:run", "make git use the helper for Azure DevOps",
             "git credential-pat configure\ngit credential-pat configure --exclusive\n"
