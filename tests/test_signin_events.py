@@ -146,6 +146,21 @@ def test_an_organization_that_moved_to_another_tenant_recovers(
     assert azure.authorize_count == 1 and entra_tokens_given_to_git(azure) == []
 
 
+def test_a_pinned_tenant_the_organization_has_left_is_named_not_changed(
+        aenv: GitEnv, azure: FakeAzure, contoso: Contoso) -> None:
+    setting = "credential.https://dev.azure.com/northwind.patTenant"
+    aenv.config(setting, contoso.tenant)
+    moved = azure.add_tenant()
+    azure.add_guest(ALICE, moved)
+    azure.move_org("northwind", moved)
+    done = headless(aenv, "ls-remote", NORTHWIND_URL)
+    assert done.returncode != 0
+    assert helper_lines(done) == [
+        f"git-credential-pat: the organization northwind signs in with the Entra tenant {moved} "
+        f"now, not {contoso.tenant}; change or unset {setting}"]
+    assert entra_tokens_given_to_git(azure) == [] and azure.minted_count() == 1
+
+
 def test_doctor_flags_a_cached_tenant_the_organization_has_left(
         aenv: GitEnv, azure: FakeAzure, contoso: Contoso) -> None:
     healthy = json.loads(aenv.run("git-credential-pat", "doctor", "--json", check=False).stdout)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from git_credential_pat.actions.context import SIGNIN_LOCK, OrgContext, StoredTokenCache
-from git_credential_pat.core import entries
+from git_credential_pat.core import entries, policy
 from git_credential_pat.core.errors import HelperError
 from git_credential_pat.edges import trace
 
@@ -50,49 +50,61 @@ def with_token(context: OrgContext, item: Item, account: str, call: Callable[[Si
     """`call` with a token for the organization; once more with a new one if the service
     refuses the first (`TokenRefused`), for the reason its answer gives."""
     from git_credential_pat.edges.patapi import TokenRefused
+    from git_credential_pat.edges.tenant import claims_challenge
 
     tenant = context.tenant(item)
-    token = context.token(tenant, account, interactive)
+    signed = Signed(context.token(tenant, account, interactive), tenant)
     try:
-        return call(Signed(token, tenant)), Signed(token, tenant)
+        return call(signed), signed
     except TokenRefused as refused:
-        moved = _moved_to(context, refused, tenant, token)
+        moved = _moved_to(context, refused, signed)
+        again = account or signed.token.account
         if moved:
-            tenant = moved
-            token = context.token(tenant, account or token.account, interactive)
+            signed = Signed(context.token(moved, again, interactive), moved)
         else:
-            from git_credential_pat.edges.tenant import claims_challenge
-
             claims = claims_challenge(refused.challenge)
             trace.log(f"the access token was refused{' with a claims challenge' if claims else ''};"
                       " getting a new one")
-            token = context.token(tenant, account or token.account, interactive,
-                                  claims=claims, refused=token.token)
+            signed = Signed(context.token(signed.tenant, again, interactive, claims=claims,
+                                          refused=signed.token.token), signed.tenant)
     try:
-        return call(Signed(token, tenant)), Signed(token, tenant)
-    except TokenRefused as again:
-        raise HelperError(f"{again}, even with a new sign-in; if {token.account or 'the account'} "
-                          f"is not a member of it, sign in as another: git credential-pat login "
-                          f"--account ACCOUNT {context.org.url}") from None
+        return call(signed), signed
+    except TokenRefused as refused:
+        _check_pinned(context, refused, signed)
+        who = signed.token.account or "the account"
+        raise HelperError(f"{refused}, even with a new sign-in; if {who} is not a member of it, "
+                          "sign in as another: git credential-pat login --account ACCOUNT "
+                          f"{context.org.url}") from None
 
 
-def _moved_to(context: OrgContext, refused: TokenRefused, tenant: str,
-              token: AccessToken) -> str:
-    """The tenant the organization has moved to, when the refusal names one other than the
-    token's; it is remembered at once, for every later sign-in. "" when it has not moved."""
+def _named(context: OrgContext, refused: TokenRefused, signed: Signed) -> str:
+    """The tenant a refusal names when it is neither the one signed in to nor the token's."""
     from git_credential_pat.edges.tenant import named_by
 
     named = named_by(refused.challenge, context.settings.authority_host)
-    if not named or named in (tenant.lower(), token.tenant.lower()):
-        return ""
-    pinned = context.settings.tenant
-    if pinned:
-        raise HelperError(f"the organization {context.org.name} signs in with the Entra tenant "
-                          f"{named} now, not {pinned}; change or unset "
-                          f"credential.{context.org.url}.patTenant")
-    trace.log(f"the organization {context.org.name} has moved from tenant {tenant} to {named}")
-    context.update_item(lambda fresh: entries.org_of(fresh).update(tenant=named))
+    return "" if named in ("", signed.tenant.lower(), signed.token.tenant.lower()) else named
+
+
+def _moved_to(context: OrgContext, refused: TokenRefused, signed: Signed) -> str:
+    """The tenant the organization has moved to, when the refusal names another; it is
+    remembered at once, for every later sign-in. "" when it has not moved, or when
+    `patTenant` pins the tenant, which only a person changes (`_check_pinned`)."""
+    named = "" if context.settings.tenant else _named(context, refused, signed)
+    if named:
+        trace.log(f"the organization {context.org.name} has moved from tenant {signed.tenant} "
+                  f"to {named}")
+        context.update_item(lambda fresh: entries.org_of(fresh).update(tenant=named))
     return named
+
+
+def _check_pinned(context: OrgContext, refused: TokenRefused, signed: Signed) -> None:
+    """A new token from the pinned tenant refused too, naming another: the pin is stale.
+    (A cached token's tenant may be the pin's domain name, so only a fresh one tells.)"""
+    named = _named(context, refused, signed)
+    if context.settings.tenant and named:
+        raise HelperError(f"the organization {context.org.name} signs in with the Entra tenant "
+                          f"{named} now, not {context.settings.tenant}; change or unset "
+                          f"credential.{context.org.url}.patTenant")
 
 
 def forget_refused(context: OrgContext, token: str) -> None:
@@ -101,6 +113,8 @@ def forget_refused(context: OrgContext, token: str) -> None:
     another process holds the sign-in longer than an erase should wait."""
     from git_credential_pat.edges import lock, signin
 
+    if policy.provided_token(context.org, context.runtime.environ):
+        return  # what `get` answers there is the CI system's token, which no cache holds
     try:
         with lock.held(SIGNIN_LOCK, timeout=FORGET_LOCK_SECONDS):
             signin.SignIn(context.settings, context.http, StoredTokenCache(context.store),
