@@ -146,6 +146,21 @@ def test_an_organization_that_moved_to_another_tenant_recovers(
     assert azure.authorize_count == 1 and entra_tokens_given_to_git(azure) == []
 
 
+def test_rotate_after_the_organization_moved_mints_in_the_new_tenant(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    moved = azure.add_tenant()
+    azure.add_guest(ALICE, moved)
+    azure.move_org("contoso", moved)
+    done = aenv.run("git-credential-pat", "rotate", "contoso", check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"refuses PATs" not in done.stderr and b"instead of a PAT" not in done.stderr
+    [pat] = azure.live_pats()
+    assert stored_org(aenv)["tenant"] == moved and azure.authorize_count == 1
+    aenv.git("ls-remote", REPO_URL)
+    last = azure.requests_for("git")[-1]
+    assert (last.status, last.credential, last.user) == (200, "pat", pat.user)
+
+
 def test_a_pinned_tenant_the_organization_has_left_is_named_not_changed(
         aenv: GitEnv, azure: FakeAzure, contoso: Contoso) -> None:
     setting = "credential.https://dev.azure.com/northwind.patTenant"
