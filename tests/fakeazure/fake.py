@@ -17,6 +17,11 @@ Machines with no person sign in as applications: `add_service_principal` (a secr
 `github_actions`'), or `add_managed_identity` with `managed_identity_env` for the machine's
 endpoint (App Service's or the VM's IMDS shape, on loopback).
 
+What happens to people's sign-ins on the server side: `revoke_pat`, `revoke_refresh_tokens`,
+`revoke_sessions` (refresh tokens and live access tokens), `cae_event` (a Continuous Access
+Evaluation claims challenge), `add_guest` (an account in a second tenant) and `move_org` (an
+organization connected to another tenant).
+
 One instance per test session is enough: `reset()` forgets everything except the servers.
 """
 
