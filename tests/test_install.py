@@ -1,4 +1,5 @@
-"""`./install.sh` as a person runs it, under `dash`, into a fresh HOME; and `install.ps1`'s syntax.
+"""`./install.sh` as a person runs it (as the README writes it, its `#!/bin/sh` being `dash`
+here), into a fresh HOME; the README's Quick start line by line; and `install.ps1`'s syntax.
 
 Installing is slow, so one install (the virtual-environment way) is shared by the module, and pip
 takes everything from a wheelhouse built once from pip's cache instead of asking the index.
@@ -89,8 +90,8 @@ def user(tmp: Path, *tools: str, wheelhouse: Path | None = None) -> GitEnv:
 
 def install_sh(env: GitEnv, source: Path, *args: str, check: bool = True
                ) -> subprocess.CompletedProcess[bytes]:
-    return env.run("dash", str(source / "install.sh"), *args, check=check, timeout=300,
-                   input=b"")
+    """`./install.sh ARGS` in the downloaded folder, exactly as the README says to run it."""
+    return env.run("./install.sh", *args, check=check, timeout=300, input=b"", cwd=source)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,56 @@ def snapshot(installed: Installed) -> tuple[bytes, str, bytes, list[str]]:
             installed.env.run(str(installed.command), "--version").stdout,
             sorted(str(path.relative_to(installed.venv)) for path in installed.venv.rglob("*")
                    if "__pycache__" not in path.parts))
+
+
+def test_install_sh_is_executable_in_git_and_in_a_checkout() -> None:
+    """`./install.sh` needs the mode git records: a clone or an archive takes it from there."""
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    staged = subprocess.run(["git", "-C", str(REPO), "ls-files", "--stage", "install.sh"],
+                            capture_output=True, check=True).stdout.decode()
+    assert staged.startswith("100755 ")
+    assert os.access(REPO / "install.sh", os.X_OK)
+
+
+def quick_start() -> list[str]:
+    """The commands of the README's Quick start, in order, without their comments."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Quick start"):]
+    start = section.index("```sh\n") + len("```sh\n")
+    block = section[start:section.index("```", start)]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_quick_start_as_written_gets_a_fresh_home_to_a_working_clone(
+        tmp_path: Path, source: Path, wheelhouse: Path, azure: FakeAzure,
+        contoso: Contoso) -> None:
+    """Every Quick start line run by a shell, word for word, in the downloaded folder, for a
+    person whose PATH has ~/.local/bin (where install.sh puts the command); ORG, PROJECT and
+    REPO are the only words filled in. The corporate proxy and CA are in the system config."""
+    commands = quick_start()
+    assert [c.split()[0] for c in commands] == ["./install.sh", "git"]
+    azure.add_repo("contoso", "proj", "repo")
+    env = user(tmp_path, "sh", wheelhouse=wheelhouse)
+    env.env["PATH"] = f"{env.home / '.local/bin'}{os.pathsep}{env.env['PATH']}"
+    system = tmp_path / "gitconfig-system"
+    system.write_text(f"[http]\n\tproxy = {azure.proxy_url}\n\tsslCAInfo = {azure.ca_path}\n")
+    del env.env["GIT_CONFIG_NOSYSTEM"]
+    env.env.update(GIT_CONFIG_SYSTEM=str(system), **azure.browser_env(),
+                   HTTPS_PROXY=azure.proxy_url, SSL_CERT_FILE=str(azure.ca_path),
+                   GIT_CREDENTIAL_PAT_SIGNIN_TIMEOUT="30")
+    for command in commands:
+        line = command.replace("/ORG/PROJECT/_git/REPO", "/contoso/proj/_git/repo")
+        env.run("sh", "-c", line, cwd=source, timeout=300)
+    clone = source / "repo"
+    try:
+        assert (clone / "README.md").exists()
+        env.git("fetch", cwd=clone)
+        assert [(p.user, p.scope) for p in azure.live_pats()] == [(ALICE, "vso.code_write")]
+        assert azure.authorize_count == 1
+    finally:
+        shutil.rmtree(clone, ignore_errors=True)
+        env.run("./install.sh", "--uninstall", "--yes", cwd=source, check=False, timeout=300)
 
 
 def test_install_sets_up_git_with_exactly_the_azure_devops_lines(installed: Installed) -> None:
