@@ -25,7 +25,7 @@ from tests.azurefixtures import REPO_URL, wire
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv
 from tests.netfixtures import ALICE, Contoso
-from tests.test_gitconfig import EXPECTED, OTHER_CONFIG
+from tests.test_gitconfig import EXPECTED, GCM_CONFIG, OTHER_CONFIG
 
 REPO = Path(__file__).resolve().parent.parent
 NAME = "git-credential-pat"
@@ -219,11 +219,14 @@ def test_uninstall_puts_git_config_back_and_removes_the_install(
         tmp_path: Path, source: Path, wheelhouse: Path, way: str) -> None:
     env = user(tmp_path, *(["pipx"] if way == "pipx" else []), wheelhouse=wheelhouse)
     gitconfig = env.home / ".gitconfig"
-    gitconfig.write_bytes(OTHER_CONFIG)
+    theirs = OTHER_CONFIG + GCM_CONFIG
+    gitconfig.write_bytes(theirs)
     output = install_sh(env, source).stdout.decode()
     assert "warning: credential helper 'store' runs before git-credential-pat" in output
     visualstudio = EXPECTED[EXPECTED.index(b'[credential "https://*'):]
-    assert gitconfig.read_bytes().endswith(b"\thelper = cache\n" + visualstudio)
+    assert gitconfig.read_bytes().endswith(
+        b"\tuseHttpPath = true\n\thelper = cache --timeout=900\n\thelper = pat\n"
+        b"\tpatKeep = usehttppath=true\n[user]\n\tname = Someone\n" + visualstudio)
     command = env.home / ".local/bin" / NAME
     assert env.run(str(command), "--version").stdout.decode() == f"{NAME} {__version__}\n"
     assert ("/pipx/venvs/" in str(command.resolve())) == (way == "pipx")
@@ -231,7 +234,7 @@ def test_uninstall_puts_git_config_back_and_removes_the_install(
 
     args = ("--uninstall", "--yes") if way == "venv" else ("--uninstall",)
     output = install_sh(env, source, *args).stdout.decode()
-    assert gitconfig.read_bytes() == OTHER_CONFIG
+    assert gitconfig.read_bytes() == theirs
     assert not command.exists() and not command.is_symlink()
     assert not (env.home / ".local/share/git-credential-pat").exists()
     # --yes signs out; without it, nobody at a terminal can be asked, so nothing is signed out.

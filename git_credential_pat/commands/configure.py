@@ -29,6 +29,12 @@ CACHE = ("helper", f"cache --timeout={CACHE_SECONDS}")
 TABLE_MARKERS = ("<!-- settings-table -->", "<!-- /settings-table -->")
 # An empty `helper` drops every helper configured before it for these URLs (`exclusive`).
 RESET = ("helper", "")
+# Records, in the section itself, an entry of the kinds above that the person had before
+# `configure` ran (`useHttpPath = true` from Git Credential Manager), so `unconfigure` keeps it.
+# The record lives in the file it describes, for any scope, and only where there is such an
+# entry: a file configured from scratch holds exactly the lines the README shows.
+KEEP = "patKeep"
+Entries = list[tuple[str, str]]
 
 
 def write(scope: str = "global", exclusive: bool = False, cache: bool = True) -> list[str]:
@@ -36,7 +42,8 @@ def write(scope: str = "global", exclusive: bool = False, cache: bool = True) ->
 
     Rerunning is harmless: sections that already hold exactly these entries are left alone, and
     others get ours removed and rewritten in order, which also switches `exclusive` and `cache`
-    on or off.
+    on or off. An entry the person had before (Git Credential Manager writes `useHttpPath`) is
+    neither added twice nor touched, and is recorded as theirs so that `remove` leaves it.
     """
     flag = gitconfig.scope_flag(scope)
     notices = []
@@ -49,10 +56,15 @@ def write(scope: str = "global", exclusive: bool = False, cache: bool = True) ->
         wanted.insert(0, RESET)
     changed = False
     for url in URLS:
-        if _ours(flag, url) != [_canonical(entry) for entry in wanted]:
+        ours, theirs, _ = _section(flag, url)
+        adding = [entry for entry in map(_canonical, wanted) if entry not in theirs]
+        if ours != adding:
             _remove_ours(flag, url)
             for name, value in wanted:
-                gitconfig.change(flag, "--add", f"credential.{url}.{name}", value)
+                if _canonical((name, value)) in adding:
+                    gitconfig.change(flag, "--add", f"credential.{url}.{name}", value)
+            for name, value in theirs:
+                gitconfig.change(flag, "--add", f"credential.{url}.{KEEP}", f"{name}={value}")
             changed = True
     done = "Set up" if changed else "Already set up"
     return [f"{done} for {' and '.join(URLS)} in the {scope} git config.", *notices,
@@ -60,10 +72,11 @@ def write(scope: str = "global", exclusive: bool = False, cache: bool = True) ->
 
 
 def remove(scope: str = "global") -> list[str]:
-    """Remove exactly what `configure` writes from one config file; return notices to show.
+    """Remove exactly what `configure` wrote from one config file; return notices to show.
 
     git drops a section once its last entry goes, so a file that had none of ours before
-    `configure` is byte for byte the same after `unconfigure`.
+    `configure` is byte for byte the same after `unconfigure`, and the entries recorded as the
+    person's stay where they were.
     """
     flag = gitconfig.scope_flag(scope)
     removed = [url for url in URLS if _remove_ours(flag, url)]
@@ -105,22 +118,35 @@ def _canonical(entry: tuple[str, str]) -> tuple[str, str]:
     return entry[0].lower(), entry[1]
 
 
-def _ours(flag: str, url: str) -> list[tuple[str, str]]:
-    """The entries of ours (and the reset line) in one URL's section of one file, in order."""
+def _section(flag: str, url: str) -> tuple[Entries, Entries, Entries]:
+    """One URL's section of one file: the entries `configure` wrote there, in order, those of
+    the same kind the person had before, and the record (`KEEP` entries) that says so.
+
+    A section with no record was written by an earlier version when it holds `helper = pat`,
+    and then every such entry is ours; otherwise none is, and `configure` is seeing them first.
+    """
     prefix = f"credential.{url}."
     mine = {_canonical(entry) for entry in (RESET, CACHE, *ENTRIES)}
-    found = gitconfig.read_all("^" + gitconfig.ere_escape(prefix), flag)
-    return [(key[len(prefix):], value) for key, value in found
-            if (key[len(prefix):], value) in mine]
+    found = [(key[len(prefix):], value or "") for key, value in
+             gitconfig.read_all("^" + gitconfig.ere_escape(prefix), flag)]
+    kept = [(value.partition("=")[0], value.partition("=")[2]) for key, value in found
+            if key == KEEP.lower() and "=" in value]
+    matching = [entry for entry in found if entry in mine]
+    if kept or _canonical(("helper", "pat")) in matching:
+        theirs = [(name.lower(), value) for name, value in kept]
+    else:
+        theirs = matching
+    ours = [entry for entry in matching if entry not in theirs]
+    return ours, theirs, [(KEEP, f"{name}={value}") for name, value in kept]
 
 
 def _remove_ours(flag: str, url: str) -> bool:
-    """Remove our entries (and the reset line) from one URL's section; whether any were there."""
-    present = set(_ours(flag, url))
-    for name, value in present:
+    """Remove what `configure` wrote in one URL's section, and its record; whether any was."""
+    ours, _, record = _section(flag, url)
+    for name, value in {*ours, *record}:
         gitconfig.change(flag, "--unset-all", f"credential.{url}.{name}",
-                    "^" + gitconfig.ere_escape(value) + "$")
-    return bool(present)
+                         "^" + gitconfig.ere_escape(value) + "$")
+    return bool(ours)
 
 
 def run(options: argparse.Namespace, term: Terminal) -> int:

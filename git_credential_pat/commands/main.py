@@ -176,7 +176,9 @@ COMMANDS: tuple[Command, ...] = (
             lambda parser: _scope_arguments(parser, configure=True)),
     Command("unconfigure", "configure:undo", "remove exactly what configure wrote",
             "git credential-pat unconfigure\ngit credential-pat unconfigure --system",
-            _scope_arguments),
+            _scope_arguments,
+            "Lines you had before configure ran (such as Git Credential Manager's\n"
+            "useHttpPath = true) stay byte for byte: configure notes them as patKeep."),
     Command("migrate", "migrate:run", "move PATs out of remote URLs into the store",
             "git credential-pat migrate --dry-run ~/src\ngit credential-pat migrate",
             _migrate_arguments),
