@@ -96,9 +96,37 @@ def test_an_action_from_a_newer_git_is_ignored_but_a_typo_at_a_terminal_is_not(
         genv: GitEnv) -> None:
     piped = command(genv, "frobnicate", input=b"protocol=https\nhost=h.example\n\n")
     assert (piped.returncode, piped.stdout, piped.stderr) == (0, b"", b"")
-    typed = at_terminal(genv, "frobnicate")
+    typed = at_terminal(genv, "xyzzy")
     assert typed.returncode == 2
-    assert b"invalid choice: 'frobnicate'" in typed.stdout
+    assert typed.stdout == (b"git-credential-pat: no command 'xyzzy'; commands: login, "
+                            b"status, list, rotate, revoke, logout, doctor, configure, "
+                            b"unconfigure, migrate, settings, help\r\n")
+
+
+STAUTS = b"git-credential-pat: no command 'stauts'; did you mean `git credential-pat status`?\n"
+
+
+def test_a_mistyped_command_names_the_closest_one_in_one_line(genv: GitEnv) -> None:
+    """Without a request from git on stdin (here /dev/null's nothing, then a pipe that stays
+    silent), an unknown word is a typo, wherever stdin comes from."""
+    empty = command(genv, "stauts")
+    assert (empty.returncode, empty.stdout, empty.stderr) == (2, b"", STAUTS)
+    started = time.monotonic()
+    silent = subprocess.run(["git-credential-pat", "stauts"], stdin=subprocess.PIPE,
+                            capture_output=True, env=genv.env, timeout=30, check=False)
+    assert (silent.returncode, silent.stderr) == (2, STAUTS)
+    assert time.monotonic() - started < 10
+    typed = at_terminal(genv, "stauts")
+    assert (typed.returncode, typed.stdout) == (2, STAUTS.replace(b"\n", b"\r\n"))
+    assert command(genv, "help", "stauts").stderr == STAUTS
+    assert command(genv, "stauts", "--json").stderr == STAUTS
+
+
+def test_help_names_the_rule_for_unknown_words(genv: GitEnv) -> None:
+    text = command(genv, "--help").stdout.decode()
+    assert "action from a newer git: it is ignored" in text
+    assert "mistyped command: one line, exit 2" in text
+    assert command(genv, "help").stdout.decode().rstrip() == text.rstrip()
 
 
 def test_settings_help_lists_every_setting(genv: GitEnv) -> None:

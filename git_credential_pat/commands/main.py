@@ -2,19 +2,20 @@
 
 Each command's options, help and examples are declared once in `COMMANDS`; its work lives in
 the module of this package named there and is imported only when that command runs. Exit
-status: 0 success, 1 failure, 2 usage error. A single unknown word with stdin not a terminal
-is an action a newer git sends to its helpers; git asks helpers to ignore those, so it exits 0
-without a word.
+status: 0 success, 1 failure, 2 usage error. An unknown word is a mistyped command, answered
+with the closest one, unless it is what a newer git sends its helpers (`ACTION_RULE`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import importlib
 import os
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -189,6 +190,13 @@ COMMANDS: tuple[Command, ...] = (
             _settings_arguments),
 )
 NAMES = frozenset(c.name for c in COMMANDS) | {"help"}
+# git-credential(1) asks helpers to ignore an action they do not know, so a newer git can add
+# one; a person who mistypes a command deserves to hear so. What git sends tells them apart.
+ACTION_RULE = ("An unknown word alone, with a credential request (key=value lines) arriving\n"
+               "on stdin, is an action from a newer git: it is ignored, exit 0, as git asks.\n"
+               "Any other unknown word is a mistyped command: one line, exit 2.")
+# How long git may take to start writing the request after starting the helper.
+REQUEST_WAIT_SECONDS = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,8 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "scoped, expiring PATs.\ngit runs it as `git credential-pat get|store|erase`;"
                     " these commands are for you.",
         epilog="exit status: 0 success, 1 failure, 2 usage error\n"
-               "`git credential-pat COMMAND --help` shows a command's options and examples;\n"
-               "`git credential-pat help settings` lists every setting.")
+               "`git credential-pat COMMAND --help` (or `help COMMAND`) shows a command's "
+               "options and examples;\n"
+               "`git credential-pat help settings` lists every setting.\n\n"
+               f"unknown words:\n{textwrap.indent(ACTION_RULE, '  ')}")
     parser.add_argument("--version", action="version", version=f"{NAME} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
@@ -219,8 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(args: list[str]) -> int:
     trace.configure(os.environ.get("GIT_CREDENTIAL_PAT_TRACE", ""))
-    if is_newer_git_action(args):
-        return EXIT_OK
+    if args and not args[0].startswith("-") and args[0] not in NAMES:
+        if len(args) == 1 and _git_sent_a_request():
+            return EXIT_OK
+        return _fail(_unknown(args[0]), EXIT_USAGE)
     parser = build_parser()
     try:
         options = parser.parse_args(args)
@@ -232,11 +244,30 @@ def main(args: list[str]) -> int:
     return run(options)
 
 
-def is_newer_git_action(args: list[str]) -> bool:
-    """An action git added after this helper was written: one word, sent by git (stdin is a
-    pipe, not a person's terminal). git-credential(1) says to ignore it."""
-    return (len(args) == 1 and not args[0].startswith("-") and args[0] not in NAMES
-            and not (sys.stdin and sys.stdin.isatty()))
+def _git_sent_a_request() -> bool:
+    """Whether stdin brings what git sends a helper: a `key=value` line, arriving within
+    REQUEST_WAIT_SECONDS (`os.read` in a thread, so a silent pipe cannot hold the exit)."""
+    if not sys.stdin or sys.stdin.isatty():
+        return False
+    first: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):
+            first.append(os.read(sys.stdin.fileno(), 4096))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(REQUEST_WAIT_SECONDS)
+    key, equals, _ = (first[0] if first else b"").partition(b"\n")[0].partition(b"=")
+    return bool(equals and key and key.replace(b"_", b"").replace(b"[]", b"").isalnum())
+
+
+def _unknown(word: str) -> str:
+    """One line for a command that does not exist, naming the closest one."""
+    close = difflib.get_close_matches(word, sorted(NAMES), n=1)
+    hint = (f"did you mean `git credential-pat {close[0]}`?" if close
+            else f"commands: {', '.join(c.name for c in COMMANDS)}, help")
+    return f"no command {word!r}; {hint}"
 
 
 def run(options: argparse.Namespace) -> int:
@@ -283,8 +314,7 @@ def help_topic(options: argparse.Namespace, term: Terminal) -> int:
 
         return settings_help(argparse.Namespace(markdown=False), term)
     if options.topic not in NAMES:
-        raise UsageError(f"no command {options.topic!r}; commands: "
-                         f"{', '.join(c.name for c in COMMANDS)}")
+        raise UsageError(_unknown(options.topic))
     with contextlib.suppress(SystemExit):  # how argparse ends after printing a command's help
         parser.parse_args([options.topic, "--help"])
     return EXIT_OK
