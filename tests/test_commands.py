@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import string
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 from git_credential_pat import __version__
 from git_credential_pat.commands.configure import TABLE_MARKERS, settings_markdown
 from git_credential_pat.commands.main import COMMANDS
+from git_credential_pat.commands.manual import MANUAL_WIDTH
 from git_credential_pat.core.settings import SETTINGS
 from tests.gitenv import GitEnv
 from tests.netfixtures import PTY_RUN
@@ -127,6 +129,27 @@ def test_help_names_the_rule_for_unknown_words(genv: GitEnv) -> None:
     assert "action from a newer git: it is ignored" in text
     assert "mistyped command: one line, exit 2" in text
     assert command(genv, "help").stdout.decode().rstrip() == text.rstrip()
+
+
+@pytest.mark.skipif(not shutil.which("man"), reason="man is not installed (tests/run installs "
+                                                     "man-db)")
+def test_the_manual_renders_every_command_s_help_as_help_prints_it(genv: GitEnv,
+                                                                   tmp_path: Path) -> None:
+    """The manual is made from the parser: each command's `--help`, at the manual's width
+    (argparse takes COLUMNS less 2), is in the page man renders, line for line."""
+    page = tmp_path / "git-credential-pat.1"
+    page.write_bytes(command(genv, "help", "--man").stdout)
+    rendered = genv.run("man", "-l", str(page), extra_env={"MANWIDTH": "100", "MANPAGER": "cat",
+                                                           "LANG": "C.UTF-8"}).stdout.decode()
+    lines = {line.strip() for line in rendered.splitlines()}
+    assert rendered.startswith("GIT-CREDENTIAL-PAT(1)")
+    width = {"COLUMNS": str(MANUAL_WIDTH + 2)}
+    for name in [None, *(c.name for c in COMMANDS)]:
+        shown = command(genv, *([name] if name else []), "--help", extra_env=width).stdout
+        for line in shown.decode().splitlines():
+            assert line.strip() in lines, (name, line)
+    for setting in SETTINGS:
+        assert f"credential.{setting.config_key}" in lines
 
 
 def test_settings_help_lists_every_setting(genv: GitEnv) -> None:

@@ -199,6 +199,31 @@ def test_after_install_a_clone_signs_in_once_and_then_just_works(
     assert azure.authorize_count == 1
 
 
+def man_env(installed: Installed) -> dict[str, str]:
+    """A person's PATH (~/.local/bin first, then the system's, where man and groff are), with
+    no MANPATH: man-db then finds the pages in ../share/man beside each PATH entry."""
+    env = {k: v for k, v in installed.env.env.items() if k != "MANPATH"}
+    env.update(PATH=f"{installed.env.home / '.local/bin'}:/usr/bin:/bin", MANPAGER="cat",
+               PAGER="cat", MANWIDTH="80", GIT_PAGER="cat", LANG="C.UTF-8")
+    return env
+
+
+def test_install_puts_the_manual_where_git_help_finds_it(installed: Installed) -> None:
+    """`git credential-pat --help` is `git help credential-pat`, which runs man."""
+    if not shutil.which("man"):
+        pytest.skip("man is not installed (tests/run installs man-db)")
+    page = installed.env.home / ".local/share/man/man1/git-credential-pat.1"
+    man = installed.env.run(str(installed.command), "help", "--man").stdout
+    assert page.read_bytes() == man
+    env = man_env(installed)
+    for args in (("credential-pat", "--help"), ("help", "credential-pat")):
+        shown = installed.env.run("git", *args, extra_env=env).stdout.decode()
+        assert shown.startswith("GIT-CREDENTIAL-PAT(1)"), args
+        assert "did you mean" not in shown  # a manual, not an error
+        for command in ("login", "migrate", "unconfigure"):
+            assert f"usage: git credential-pat {command}" in shown, (args, command)
+
+
 def test_install_says_how_to_get_on_path_and_what_to_do_next(installed: Installed) -> None:
     bin_dir = installed.env.home / ".local/bin"
     assert f"{bin_dir} is not on your PATH" in installed.output
@@ -236,6 +261,7 @@ def test_uninstall_puts_git_config_back_and_removes_the_install(
     output = install_sh(env, source, *args).stdout.decode()
     assert gitconfig.read_bytes() == theirs
     assert not command.exists() and not command.is_symlink()
+    assert not (env.home / ".local/share/man/man1/git-credential-pat.1").exists()
     assert not (env.home / ".local/share/git-credential-pat").exists()
     # --yes signs out; without it, nobody at a terminal can be asked, so nothing is signed out.
     assert ("Kept its sign-ins and PATs" in output) == (way == "pipx")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import functools
 import importlib
 import os
 import sys
@@ -199,15 +200,20 @@ ACTION_RULE = ("An unknown word alone, with a credential request (key=value line
 REQUEST_WAIT_SECONDS = 2.0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(width: int | None = None) -> argparse.ArgumentParser:
+    """The one parser: `--help`, `help`, the manual page and shell completion come from it.
+    `width` fixes the help's line length, which is otherwise the terminal's."""
+    formatter: Callable[..., argparse.HelpFormatter] = (
+        functools.partial(argparse.RawDescriptionHelpFormatter, width=width) if width
+        else argparse.RawDescriptionHelpFormatter)
     parser = argparse.ArgumentParser(
-        prog="git credential-pat", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="git credential-pat", formatter_class=formatter,
         description="A git credential helper that keeps Azure DevOps remotes signed in with "
                     "scoped, expiring PATs.\ngit runs it as `git credential-pat get|store|erase`;"
                     " these commands are for you.",
         epilog="exit status: 0 success, 1 failure, 2 usage error\n"
-               "`git credential-pat COMMAND --help` (or `help COMMAND`) shows a command's "
-               "options and examples;\n"
+               "`git credential-pat COMMAND --help` or `git credential-pat help COMMAND`\n"
+               "shows a command's options and examples;\n"
                "`git credential-pat help settings` lists every setting.\n\n"
                f"unknown words:\n{textwrap.indent(ACTION_RULE, '  ')}")
     parser.add_argument("--version", action="version", version=f"{NAME} {__version__}")
@@ -216,12 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(
             command.name, help=command.summary, description=command.description,
             epilog="examples:\n" + textwrap.indent(command.examples, "  "),
-            formatter_class=argparse.RawDescriptionHelpFormatter)
+            formatter_class=formatter)
         command.arguments(sub)
         sub.set_defaults(handler=command.handler)
-    helps = commands.add_parser("help", help="show help for a command, or `help settings`")
+    helps = commands.add_parser("help", help="show help for a command, or `help settings`",
+                                formatter_class=formatter)
     helps.add_argument("topic", nargs="?", metavar="COMMAND")
-    helps.set_defaults(handler="main:help_topic")
+    helps.add_argument("--man", action="store_true",
+                       help="print the manual page, git-credential-pat(1), in roff")
+    helps.set_defaults(handler="manual:help_topic")
     return parser
 
 
@@ -232,7 +241,7 @@ def main(args: list[str]) -> int:
     if args and not args[0].startswith("-") and args[0] not in NAMES:
         if len(args) == 1 and _git_sent_a_request():
             return EXIT_OK
-        return _fail(_unknown(args[0]), EXIT_USAGE)
+        return _fail(unknown_command(args[0]), EXIT_USAGE)
     parser = build_parser()
     try:
         options = parser.parse_args(args)
@@ -262,7 +271,7 @@ def _git_sent_a_request() -> bool:
     return bool(equals and key and key.replace(b"_", b"").replace(b"[]", b"").isalnum())
 
 
-def _unknown(word: str) -> str:
+def unknown_command(word: str) -> str:
     """One line for a command that does not exist, naming the closest one."""
     close = difflib.get_close_matches(word, sorted(NAMES), n=1)
     hint = (f"did you mean `git credential-pat {close[0]}`?" if close
@@ -300,21 +309,3 @@ def _fail(message: object, status: int) -> int:
     sys.stdout.flush()
     sys.stderr.write(f"{NAME}: {show(message)}\n")
     return status
-
-
-# -- the small commands ------------------------------------------------------------------------
-
-def help_topic(options: argparse.Namespace, term: Terminal) -> int:
-    parser = build_parser()
-    if not options.topic:
-        term.line(parser.format_help().rstrip())
-        return EXIT_OK
-    if options.topic == "settings":
-        from git_credential_pat.commands.configure import settings_help
-
-        return settings_help(argparse.Namespace(markdown=False), term)
-    if options.topic not in NAMES:
-        raise UsageError(_unknown(options.topic))
-    with contextlib.suppress(SystemExit):  # how argparse ends after printing a command's help
-        parser.parse_args([options.topic, "--help"])
-    return EXIT_OK
