@@ -263,3 +263,91 @@ def test_a_failure_is_one_line_without_a_secret(azure_git: AzureGit) -> None:
     no_secrets(done, fake)
     assert done.stderr.count(b"\n") == 1 and done.stderr.startswith(b"git-credential-pat: ")
     assert b"(HTTP 400)" in done.stderr
+
+
+def test_after_a_revoke_status_doctor_and_list_agree_nothing_is_stored(
+        azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    ok(azure_git.command("revoke", "contoso"), fake)
+    [row] = json.loads(ok(azure_git.command("status", "--json"), fake))["organizations"]
+    assert (row["pat_stored"], row["in_use"]) == (False, False)
+    assert "no PAT stored" in ok(azure_git.command("status"), fake)
+    report = json.loads(azure_git.command("doctor", "--json").stdout)
+    [pats] = [c for c in report["checks"] if c["name"] == "PATs"]
+    assert pats["detail"].startswith("0 stored")
+    listed = json.loads(ok(azure_git.command("list", "--all", "--json"), fake))["pats"]
+    assert [p["in_use"] for p in listed] == [False]
+
+
+def test_status_marks_the_credential_the_current_repository_uses(azure_git: AzureGit) -> None:
+    """Two credentials for one organization (one typed at git's prompt for another user name):
+    `get` answers with the signed-in account's, and status says which, and for which repo."""
+    fake = azure_git.fake
+    typed = "t" * 52
+    azure_git.env.helper("store", "protocol=https\nhost=dev.azure.com\npath=contoso/p/_git/r\n"
+                                  f"username=someone\npassword={typed}\n\n")
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    repo = azure_git.env.home / "clone"
+    azure_git.env.git("init", "-q", str(repo))
+    azure_git.env.git("-C", str(repo), "remote", "add", "origin", azure_git.clone_url())
+    inside = json.loads(ok(azure_git.command("status", "--json", cwd=repo), fake))
+    assert inside["current_repository"] == ["contoso"]
+    used = {(r["account"], r["in_use"], r["current_repository"])
+            for r in inside["organizations"]}
+    assert used == {("alice@contoso.com", True, True), ("someone", False, True)}
+    table = ok(azure_git.command("status", cwd=repo), fake).splitlines()
+    alice = next(line for line in table if "alice@contoso.com" in line)
+    other = next(line for line in table if "someone" in line)
+    assert "this repo" in alice and "never" in other and "git gets another PAT" in other
+    outside = ok(azure_git.command("status"), fake).splitlines()
+    assert "this repo" not in "\n".join(outside)
+    assert " yes " in next(line for line in outside if "alice@contoso.com" in line)
+
+
+def test_doctor_shows_the_version(azure_git: AzureGit) -> None:
+    from git_credential_pat import __version__
+
+    report = json.loads(azure_git.command("doctor", "--json").stdout)
+    assert report["version"] == __version__
+    [helper] = [c for c in report["checks"] if c["name"] == "helper"]
+    assert helper["detail"].endswith(f"this is git-credential-pat {__version__}")
+    assert f"git-credential-pat {__version__}" in azure_git.command("doctor").stdout.decode()
+
+
+def test_every_command_that_changes_something_says_what_it_did_in_json(
+        azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    configured = json.loads(ok(azure_git.command("configure", "--json"), fake))
+    assert (configured["done"], configured["scope"]) == ("configured", "global")
+    assert json.loads(ok(azure_git.command("configure", "--json"), fake))["done"] == \
+        "nothing to change"
+
+    login = json.loads(ok(azure_git.command("login", "contoso", "--json"), fake))
+    [first] = fake.live_pats()
+    assert (login["done"], login["account"], login["pat"]["authorization_id"],
+            login["pat"]["scope"]) == ("minted", azure_git.user, first.authorization_id,
+                                       "vso.code_write")
+    assert json.loads(ok(azure_git.command("login", "contoso", "--json"), fake))["done"] == "kept"
+
+    rotated = json.loads(ok(azure_git.command("rotate", "contoso", "--json"), fake))
+    [second] = fake.live_pats()
+    assert (rotated["done"], rotated["pat"]["authorization_id"], rotated["revoked"],
+            rotated["not_revoked"]) == ("rotated", second.authorization_id,
+                                        [first.authorization_id], [])
+
+    revoked = json.loads(ok(azure_git.command("revoke", "contoso", "--json"), fake))
+    assert (revoked["done"], revoked["revoked"], revoked["forgotten"]) == (
+        "revoked", second.authorization_id, True)
+    assert fake.live_pats() == []
+
+    ok(azure_git.command("login", "contoso"), fake)
+    out = json.loads(ok(azure_git.command("logout", "contoso", "--json"), fake))
+    assert out["organizations"] == [{"organization": "contoso", "all_revoked": True}]
+    assert out["signed_out"] == [azure_git.user]
+    assert fake.live_pats() == []
+
+    removed = json.loads(ok(azure_git.command("unconfigure", "--json"), fake))
+    assert removed["done"] == "removed"
+    assert json.loads(ok(azure_git.command("unconfigure", "--json"), fake))["done"] == \
+        "nothing to remove"

@@ -38,7 +38,8 @@ Entries = list[tuple[str, str]]
 
 
 def write(scope: str = "global", exclusive: bool = False, cache: bool = True) -> list[str]:
-    """Write the helper entries for Azure DevOps into one config file; return notices to show.
+    """Write the helper entries for Azure DevOps into one config file; return notices to show
+    (the first says whether anything changed).
 
     Rerunning is harmless: sections that already hold exactly these entries are left alone, and
     others get ours removed and rewritten in order, which also switches `exclusive` and `cache`
@@ -150,15 +151,26 @@ def _remove_ours(flag: str, url: str) -> bool:
 
 
 def run(options: argparse.Namespace, term: Terminal) -> int:
-    for notice in write(options.scope, options.exclusive, options.cache):
-        term.line(notice)
+    notices = write(options.scope, options.exclusive, options.cache)
+    _report(options, term, notices, "configured" if notices[0].startswith("Set up")
+            else "nothing to change")
     return 0
 
 
 def undo(options: argparse.Namespace, term: Terminal) -> int:
-    for notice in remove(options.scope):
-        term.line(notice)
+    notices = remove(options.scope)
+    _report(options, term, notices, "removed" if notices[0].startswith("Removed")
+            else "nothing to remove")
     return 0
+
+
+def _report(options: argparse.Namespace, term: Terminal, notices: list[str], done: str) -> None:
+    if options.json:
+        term.json({"done": done, "scope": options.scope, "urls": list(URLS),
+                   "message": notices[0], "notices": notices[1:]})
+        return
+    for notice in notices:
+        term.line(notice)
 
 
 def settings_help(options: argparse.Namespace, term: Terminal) -> int:

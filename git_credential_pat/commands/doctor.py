@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
+from git_credential_pat import __version__
 from git_credential_pat.actions.context import OrgContext, Runtime, StoredTokenCache
 from git_credential_pat.commands import status
 from git_credential_pat.commands.output import Terminal, show, when
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
                 checks.append(Check(check.__name__, "fail", str(error)))
     failed = any(c.level == "fail" for c in checks)
     if args.json:
-        term.json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+        term.json({"ok": not failed, "version": __version__,
+                   "checks": [asdict(c) for c in checks]})
     else:
         _print(checks, term)
     return 1 if failed else 0
@@ -115,7 +117,7 @@ def helper_on_path(_: Checkup) -> Iterator[Check]:
     exec_path = git.run("--exec-path", ok=(0, 128)).strip()
     found = shutil.which(NAME, path=os.pathsep.join([exec_path, os.environ.get("PATH", "")]))
     if found:
-        yield Check("helper", "ok", f"git runs {found}")
+        yield Check("helper", "ok", f"git runs {found}; this is {NAME} {__version__}")
     else:
         yield Check("helper", "fail", f"git cannot find {NAME} on PATH",
                     "add the directory holding git-credential-pat to PATH, or rerun install.sh")
@@ -339,7 +341,8 @@ def _failed(name: str, error: HelperError) -> Check:
 def expiring(context: Checkup) -> Iterator[Check]:
     if context.store is None:
         return
-    rows = status.collect(context.store, context.runtime.clock())
+    rows = [row for row in status.collect(context.runtime, context.store,
+                                          context.runtime.clock()) if row.pat]
     for row in rows:
         if row.level != "ok":
             fix = f"git credential-pat rotate {row.org.url}" if row.minted else \

@@ -69,7 +69,8 @@ def _org_url(parser: argparse.ArgumentParser) -> None:
 
 
 def _json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON for scripts (what was found, or what was done)")
 
 
 def _login_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +84,7 @@ def _login_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sign in with a code shown here, on any other device's browser")
     parser.add_argument("--account", metavar="UPN", type=_setting_type("account"),
                         help="the Entra account to sign in with")
+    _json(parser)
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +97,12 @@ def _revoke_arguments(parser: argparse.ArgumentParser) -> None:
     _org_url(parser)
     parser.add_argument("--id", metavar="AUTHORIZATION_ID",
                         help="the PAT to revoke (see `list`); default: the one in use")
+    _json(parser)
+
+
+def _rotate_arguments(parser: argparse.ArgumentParser) -> None:
+    _org_url(parser)
+    _json(parser)
 
 
 def _logout_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +111,7 @@ def _logout_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--all", action="store_true",
                        help="every organization, the sign-in cache, and the passwords stored "
                             "for other hosts: the store is left empty")
+    _json(parser)
 
 
 def _scope_arguments(parser: argparse.ArgumentParser, configure: bool = False) -> None:
@@ -120,6 +129,7 @@ def _scope_arguments(parser: argparse.ArgumentParser, configure: bool = False) -
         parser.add_argument("--no-cache", dest="cache", action="store_false",
                             help="do not put git's credential-cache in front: every request "
                                  "then starts git-credential-pat")
+    _json(parser)
 
 
 def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,6 +138,7 @@ def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the current one)")
     parser.add_argument("--dry-run", action="store_true",
                         help="show what would change, with the secrets masked")
+    _json(parser)
 
 
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,7 +172,7 @@ COMMANDS: tuple[Command, ...] = (
             "--all --json", _list_arguments),
     Command("rotate", "pats:rotate", "mint a replacement PAT now and revoke the old one",
             "git credential-pat rotate\ngit credential-pat rotate https://contoso.visualstudio.com",
-            _org_url),
+            _rotate_arguments),
     Command("revoke", "pats:revoke", "revoke the PAT in use, or any of yours by id",
             "git credential-pat revoke contoso\n"
             "git credential-pat revoke contoso --id 7d1e0c36-1f7e-4a58-9c56-0c2a9e5e2b41",
