@@ -192,9 +192,16 @@ COMMANDS: tuple[Command, ...] = (
             _scope_arguments,
             "Lines you had before configure ran (such as Git Credential Manager's\n"
             "useHttpPath = true) stay byte for byte: configure notes them as patKeep."),
-    Command("migrate", "migrate:run", "move PATs out of remote URLs into the store",
+    Command("migrate", "migrate:run", "move PATs out of remote URLs and ~/.git-credentials "
+            "into the store",
             "git credential-pat migrate --dry-run ~/src\ngit credential-pat migrate",
-            _migrate_arguments),
+            _migrate_arguments,
+            "Looks in the remotes of the repositories at or under PATH, and in git's\n"
+            "plaintext credential files (~/.git-credentials, ~/.config/git/credentials).\n"
+            "Each PAT is shown to its organization first: one it refuses is removed and not\n"
+            "kept; one it accepts is kept for its owner; one that cannot be checked (the\n"
+            "organization is out of reach) is kept unverified, and said to be. None is kept\n"
+            "when the store already holds the PAT git gets for that organization."),
     Command("settings", "configure:settings_help", "every setting: git config key, environment "
             "variable, default",
             "git credential-pat settings\ngit credential-pat help settings\n"
