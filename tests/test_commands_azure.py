@@ -517,3 +517,41 @@ def test_a_pat_that_cannot_be_checked_is_kept_unverified_and_said_so(
     assert (found["check"], found["kept"]) == ("unreachable", True)
     assert "kept unverified" in found["note"] and "HTTP 503" in found["note"]
     assert [password for _, password in stored(azure_git, "contoso")] == [pat]
+
+
+# -- plaintext helpers -------------------------------------------------------------------------
+
+PLAIN = "writes every PAT git-credential-pat makes to disk in plain text"
+
+
+def test_configure_status_and_doctor_warn_while_git_s_store_gets_every_pat(
+        azure_git: AzureGit) -> None:
+    """What the warning says is so: with `store` configured as people had it for years, the
+    PAT minted on a clone lands in ~/.git-credentials; after `configure --exclusive`, no more."""
+    env, fake = azure_git.env, azure_git.fake
+    env.config("credential.helper", "store")
+    configured = ok(azure_git.command("configure"), fake)
+    assert f"warning: credential helper 'store' runs before git-credential-pat and will answer " \
+           f"instead for https://dev.azure.com/org/project/_git/repo, and {PLAIN}" in configured
+    status = ok(azure_git.command("status"), fake)
+    assert f"warning: credential helper 'store' {PLAIN} (dev.azure.com and " \
+           "org.visualstudio.com); run `git credential-pat configure --exclusive`" in status
+    assert json.loads(ok(azure_git.command("status", "--json"), fake))["warnings"]
+    report = json.loads(azure_git.command("doctor", "--json").stdout)
+    [check] = [c for c in report["checks"] if c["name"] == "helpers dev.azure.com/x"]
+    assert (check["level"], check["fix"]) == (
+        "warn", "git credential-pat configure --exclusive, then git credential-pat migrate")
+    assert PLAIN in check["detail"]
+
+    env.git("clone", "-q", azure_git.clone_url(), str(env.home / "first"))
+    [pat] = fake.live_pats()
+    credentials = env.home / ".git-credentials"
+    assert pat.token in credentials.read_text()
+
+    ok(azure_git.command("configure", "--exclusive"), fake)
+    credentials.write_text("")
+    ok(azure_git.command("rotate", "contoso"), fake)
+    env.git("clone", "-q", azure_git.clone_url(), str(env.home / "second"))
+    assert credentials.read_text() == ""
+    for args in (("configure", "--exclusive"), ("status",), ("doctor",)):
+        assert PLAIN not in azure_git.command(*args).stdout.decode(), args

@@ -198,9 +198,11 @@ def test_a_configuration_written_before_the_record_existed_is_still_removed(
 def test_configure_warns_about_a_helper_that_would_answer_first(env: GitEnv, helper: str) -> None:
     env.config("credential.helper", helper)
     notices = configure.write()
+    plain = (", and writes every PAT git-credential-pat makes to disk in plain text"
+             if helper == "store" else "")
     assert notices[1:] == [
         f"warning: credential helper '{helper}' runs before git-credential-pat and will answer "
-        f"instead for {url}; remove it or run `git credential-pat configure --exclusive`."
+        f"instead for {url}{plain}; remove it or run `git credential-pat configure --exclusive`."
         for url in AZURE_URLS]
 
 
@@ -216,7 +218,8 @@ def test_configure_warns_about_a_helper_that_would_get_a_copy_of_each_pat(env: G
     notices = configure.write()
     assert notices[1:] == [
         f"warning: credential helper 'store' is handed every PAT git-credential-pat makes for "
-        f"{AZURE_URLS[0]}; remove it or run `git credential-pat configure --exclusive`."]
+        f"{AZURE_URLS[0]}, and writes every PAT git-credential-pat makes to disk in plain text; "
+        "remove it or run `git credential-pat configure --exclusive`."]
 
 
 def test_configure_warns_when_a_later_reset_disables_it(env: GitEnv, tmp_path: Path) -> None:

@@ -27,6 +27,11 @@ ENTRIES = (("helper", "pat"), ("useHttpPath", "true"))
 CACHE = ("helper", f"cache --timeout={CACHE_SECONDS}")
 # Where the README carries the table `settings --markdown` prints.
 TABLE_MARKERS = ("<!-- settings-table -->", "<!-- /settings-table -->")
+# URLs of both host names, to ask git which helpers it runs for Azure DevOps.
+SAMPLE_URLS = ("https://dev.azure.com/org/project/_git/repo",
+               "https://org.visualstudio.com/project/_git/repo")
+# What git's `store` does with every PAT git hands it.
+PLAINTEXT = "writes every PAT git-credential-pat makes to disk in plain text"
 # An empty `helper` drops every helper configured before it for these URLs (`exclusive`).
 RESET = ("helper", "")
 # Records, in the section itself, an entry of the kinds above that the person had before
@@ -90,13 +95,13 @@ def _conflicts() -> list[str]:
     """Warn about other helpers git will also run for Azure DevOps URLs.
 
     One that runs first answers instead of this one (Git Credential Manager, `store`); one that runs
-    after is still sent every PAT on `store`, which for `store` means a plain-text copy on disk.
-    git's credential-cache is neither: it answers only with what a later helper answered.
+    after is still sent every PAT on `store`. Either way, git hands each of them every PAT that
+    worked, which for `store` means a plain-text copy on disk. git's credential-cache is
+    neither: it answers only with what a later helper answered.
     """
     ours = {value for name, value in ENTRIES if name == "helper"}
     notices = []
-    for url in ("https://dev.azure.com/org/project/_git/repo",
-                "https://org.visualstudio.com/project/_git/repo"):
+    for url in SAMPLE_URLS:
         helpers = gitconfig.applicable_helpers(url)
         first = next((i for i, helper in enumerate(helpers) if helper in ours), None)
         if first is None:
@@ -109,9 +114,23 @@ def _conflicts() -> list[str]:
                 continue
             what = ("runs before git-credential-pat and will answer instead" if i < first
                     else "is handed every PAT git-credential-pat makes")
-            notices.append(f"warning: credential helper '{other}' {what} for {url}; remove it "
-                           "or run `git credential-pat configure --exclusive`.")
+            plain = f", and {PLAINTEXT}" if gitconfig.writes_plaintext(other) else ""
+            notices.append(f"warning: credential helper '{other}' {what} for {url}{plain}; "
+                           "remove it or run `git credential-pat configure --exclusive`.")
     return notices
+
+
+def plaintext_warnings() -> list[str]:
+    """One line for each helper that git would hand Azure DevOps PATs to and that writes them
+    in plain text, naming the fix; `status` and `doctor` show these too."""
+    found: dict[str, list[str]] = {}
+    for url in SAMPLE_URLS:
+        for helper in gitconfig.applicable_helpers(url):
+            if gitconfig.writes_plaintext(helper):
+                found.setdefault(helper, []).append(url.split("/")[2])
+    return [f"warning: credential helper '{helper}' {PLAINTEXT} ({' and '.join(hosts)}); "
+            "run `git credential-pat configure --exclusive`, then `git credential-pat migrate` "
+            "for what it already holds." for helper, hosts in found.items()]
 
 
 def _canonical(entry: tuple[str, str]) -> tuple[str, str]:

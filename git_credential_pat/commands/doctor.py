@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 from git_credential_pat import __version__
 from git_credential_pat.actions.context import OrgContext, Runtime, StoredTokenCache
-from git_credential_pat.commands import status
+from git_credential_pat.commands import configure, status
 from git_credential_pat.commands.output import Terminal, show, when
 from git_credential_pat.commands.targets import repo_orgs, stored_orgs
 from git_credential_pat.core import policy, settings as settings_mod
@@ -128,7 +128,12 @@ def helpers(_: Checkup) -> Iterator[Check]:
         order = gitconfig.applicable_helpers(url)
         shown = ", ".join(show(h) for h in order) or "none"
         name = f"helpers {url.split('//')[1]}"
-        if not any(status.is_ours(h) for h in order):
+        plain = [h for h in order if gitconfig.writes_plaintext(h)]
+        if plain and any(status.is_ours(h) for h in order):
+            yield Check(name, "warn", f"{shown}: '{show(plain[0])}' {configure.PLAINTEXT}",
+                        "git credential-pat configure --exclusive, then git credential-pat "
+                        "migrate")
+        elif not any(status.is_ours(h) for h in order):
             yield Check(name, "fail", f"git does not use git-credential-pat (helpers: {shown})",
                         "git credential-pat configure")
         elif not status.git_uses_helper(order):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from git_credential_pat import __version__
 from git_credential_pat.actions.context import Runtime
+from git_credential_pat.commands.configure import plaintext_warnings
 from git_credential_pat.commands.output import Terminal, days_left, expiry_note, iso, show
 from git_credential_pat.commands.targets import main_store, repo_orgs, stored_orgs
 from git_credential_pat.core import entries, policy
@@ -179,8 +180,10 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
         rows, unusable = [], f"not usable ({error}); machine identities do not need it"
     else:
         unusable = ""
+    warnings = plaintext_warnings()
     if args.json:
         term.json({"store": store.description, "store_error": unusable or None,
+                   "warnings": warnings,
                    "version": __version__,
                    "current_repository": [o.name for o in repo_orgs()],
                    "organizations": [r.as_json(now) for r in rows],
@@ -192,6 +195,8 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     if not rows and not machines:
         term.line("No Azure DevOps organization is stored yet. A clone signs in, or run: "
                   f"git credential-pat login https://{ORG_HOST}/ORG")
+        for warning in warnings:
+            term.line(warning)
         return 0
     if rows:
         term.table(
@@ -204,6 +209,8 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     if any(not git_uses_helper(r.helpers) for r in rows):
         term.line("git does not ask git-credential-pat first for some of these; "
                   "run: git credential-pat configure")
+    for warning in warnings:
+        term.line(warning)
     return 0
 
 
