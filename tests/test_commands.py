@@ -20,7 +20,7 @@ import pytest
 
 from git_credential_pat import __version__
 from git_credential_pat.commands.configure import TABLE_MARKERS, settings_markdown
-from git_credential_pat.commands.main import COMMANDS
+from git_credential_pat.commands.main import COMMANDS, build_parser, options, subcommands
 from git_credential_pat.commands.manual import MANUAL_WIDTH
 from git_credential_pat.core.settings import SETTINGS
 from tests.gitenv import GitEnv
@@ -150,6 +150,76 @@ def test_the_manual_renders_every_command_s_help_as_help_prints_it(genv: GitEnv,
             assert line.strip() in lines, (name, line)
     for setting in SETTINGS:
         assert f"credential.{setting.config_key}" in lines
+
+
+GIT_COMPLETION = Path("/usr/share/bash-completion/completions/git")
+COMPLETE = r"""
+source "$1"
+COMP_LINE=$2
+COMP_POINT=${#COMP_LINE}
+read -ra COMP_WORDS <<<"$COMP_LINE"
+case $COMP_LINE in *" ") COMP_WORDS+=("") ;; esac
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+$3
+printf '%s\n' "${COMPREPLY[@]}"
+"""
+
+
+def complete(env: GitEnv, tmp_path: Path, line: str) -> list[str]:
+    """What bash offers at the end of `line`: through git's own completion script, as a person
+    with bash-completion has it, for `git ...`; through the generated one for the command."""
+    script = tmp_path / "completion.bash"
+    script.write_bytes(command(env, "completion", "bash").stdout)
+    if line.startswith("git "):
+        loader = tmp_path / "both.bash"
+        loader.write_text(f'source "{GIT_COMPLETION}"\nsource "{script}"\n')
+        script, run = loader, "__git_wrap__git_main"
+    else:
+        run = "_git_credential_pat_command_line"
+    done = env.run("bash", "-c", COMPLETE, "bash", str(script), line, run)
+    return sorted(word.strip() for word in done.stdout.decode().splitlines() if word.strip())
+
+
+@pytest.mark.parametrize(("line", "offered"), [
+    ("git-credential-pat lo", ["login", "logout"]),
+    ("git-credential-pat configure --ex", ["--exclusive"]),
+    ("git-credential-pat help sta", ["status"]),
+    ("git-credential-pat completion ", ["--help", "-h", "bash", "fish", "zsh"]),
+    ("git credential-pat sta", ["status"]),
+    ("git credential-pat rotate --j", ["--json"]),
+    ("git credential-pat migrate --d", ["--dry-run"]),
+])
+def test_bash_completes_commands_and_options_also_through_git(
+        genv: GitEnv, tmp_path: Path, line: str, offered: list[str]) -> None:
+    if line.startswith("git ") and not GIT_COMPLETION.exists():
+        pytest.skip("git's bash completion is not installed")
+    assert complete(genv, tmp_path, line) == offered
+
+
+def test_bash_completion_offers_every_command_and_option_the_parser_takes(
+        genv: GitEnv, tmp_path: Path) -> None:
+    parser = build_parser()
+    commands = subcommands(parser)
+    assert complete(genv, tmp_path, "git-credential-pat ") == sorted(
+        [*commands, "--help", "-h", "--version"])
+    for name, sub in commands.items():
+        flags = sorted(flag for flag, _, _ in options(sub))
+        assert [w for w in complete(genv, tmp_path, f"git-credential-pat {name} -")
+                ] == flags, name
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_completion_name_every_command_and_option(genv: GitEnv,
+                                                               shell: str) -> None:
+    """No zsh or fish runs here: the generated script must at least carry the parser's words."""
+    text = command(genv, "completion", shell).stdout.decode()
+    for name, sub in subcommands(build_parser()).items():
+        assert (f"'{name}:" if shell == "zsh" else f"-a {name} ") in text, name
+        for flag, _, _ in options(sub):
+            long = flag.startswith("--")
+            word = (f"'{flag}:" if shell == "zsh"
+                    else f"-{'l' if long else 's'} {flag.lstrip('-')} ")
+            assert word in text, (name, flag)
 
 
 def test_settings_help_lists_every_setting(genv: GitEnv) -> None:

@@ -224,6 +224,16 @@ def test_install_puts_the_manual_where_git_help_finds_it(installed: Installed) -
             assert f"usage: git credential-pat {command}" in shown, (args, command)
 
 
+def test_install_puts_bash_completion_where_bash_completion_and_git_s_completion_load_it(
+        installed: Installed) -> None:
+    """bash-completion loads completions/NAME on the first <TAB>; git's completion asks it to
+    load completions/git-credential-pat for `git credential-pat <TAB>`."""
+    path = installed.env.home / ".local/share/bash-completion/completions/git-credential-pat"
+    made = installed.env.run(str(installed.command), "completion", "bash").stdout
+    assert path.read_bytes() == made
+    assert b"_git_credential_pat ()" in made
+
+
 def test_install_says_how_to_get_on_path_and_what_to_do_next(installed: Installed) -> None:
     bin_dir = installed.env.home / ".local/bin"
     assert f"{bin_dir} is not on your PATH" in installed.output
@@ -262,6 +272,7 @@ def test_uninstall_puts_git_config_back_and_removes_the_install(
     assert gitconfig.read_bytes() == theirs
     assert not command.exists() and not command.is_symlink()
     assert not (env.home / ".local/share/man/man1/git-credential-pat.1").exists()
+    assert not (env.home / ".local/share/bash-completion/completions/git-credential-pat").exists()
     assert not (env.home / ".local/share/git-credential-pat").exists()
     # --yes signs out; without it, nobody at a terminal can be asked, so nothing is signed out.
     assert ("Kept its sign-ins and PATs" in output) == (way == "pipx")

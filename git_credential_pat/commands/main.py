@@ -141,6 +141,11 @@ def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
     _json(parser)
 
 
+def _completion_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="SHELL",
+                        help="bash, zsh or fish")
+
+
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", action="store_true",
                         help="print the table the README carries")
@@ -207,6 +212,14 @@ COMMANDS: tuple[Command, ...] = (
             "git credential-pat settings\ngit credential-pat help settings\n"
             "git credential-pat settings --markdown",
             _settings_arguments),
+    Command("completion", "completion:run", "print shell completion for bash, zsh or fish",
+            "source <(git credential-pat completion bash)\n"
+            "git credential-pat completion fish > ~/.config/fish/completions/"
+            "git-credential-pat.fish", _completion_arguments,
+            "Made from the same parser as --help. For bash it also defines\n"
+            "_git_credential_pat, which git's own completion calls, so that\n"
+            "`git credential-pat <TAB>` completes too; install.sh installs it where\n"
+            "bash-completion finds it (~/.local/share/bash-completion/completions)."),
 )
 NAMES = frozenset(c.name for c in COMMANDS) | {"help"}
 # git-credential(1) asks helpers to ignore an action they do not know, so a newer git can add
@@ -250,6 +263,24 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
                        help="print the manual page, git-credential-pat(1), in roff")
     helps.set_defaults(handler="manual:help_topic")
     return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's own parser, by name, for the manual page and shell completion."""
+    # argparse names its subcommands' parsers only in these (stable, if underscored) fields.
+    commands = next(action for action in parser._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    return dict(commands.choices)
+
+
+def options(parser: argparse.ArgumentParser) -> list[tuple[str, str, bool]]:
+    """A parser's options as (option string, help, whether it takes a value), long ones
+    first as people type them."""
+    found = []
+    for action in parser._actions:
+        for flag in sorted(action.option_strings, key=lambda f: (not f.startswith("--"), f)):
+            found.append((flag, action.help or "", action.nargs != 0))
+    return found
 
 
 # -- running -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from git_credential_pat.commands.main import (
     EXIT_OK,
     NAMES,
     build_parser,
+    subcommands,
     unknown_command,
 )
 from git_credential_pat.commands.output import Terminal
@@ -51,12 +52,7 @@ def help_topic(options: argparse.Namespace, term: Terminal) -> int:
 def command_help(name: str | None = None, width: int = MANUAL_WIDTH) -> str:
     """`--help` (or a command's `--help`) as argparse formats it at `width` columns."""
     parser = build_parser(width)
-    if name is None:
-        return parser.format_help()
-    # argparse names its subcommands' parsers only in these (stable, if underscored) fields.
-    commands = next(action for action in parser._actions
-                    if isinstance(action, argparse._SubParsersAction))
-    return commands.choices[name].format_help()
+    return (subcommands(parser)[name] if name else parser).format_help()
 
 
 def manual() -> str:
