@@ -102,7 +102,7 @@ def test_an_action_from_a_newer_git_is_ignored_but_a_typo_at_a_terminal_is_not(
     assert typed.returncode == 2
     assert typed.stdout == (b"git-credential-pat: no command 'xyzzy'; commands: login, "
                             b"status, list, rotate, revoke, logout, doctor, configure, "
-                            b"unconfigure, migrate, settings, help\r\n")
+                            b"unconfigure, migrate, settings, completion, help\r\n")
 
 
 STAUTS = b"git-credential-pat: no command 'stauts'; did you mean `git credential-pat status`?\n"

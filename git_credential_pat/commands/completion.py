@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from git_credential_pat.commands.main import EXIT_OK, build_parser, options, subcommands
+from git_credential_pat.commands.main import (
+    COMMANDS,
+    EXIT_OK,
+    HELP_SUMMARY,
+    build_parser,
+    options,
+    subcommands,
+)
 from git_credential_pat.commands.output import Terminal
 
 SHELLS = ("bash", "zsh", "fish")
@@ -36,7 +43,7 @@ def words() -> dict[str, list[tuple[str, str]]]:
     `settings` among them), the shells."""
     parser = build_parser()
     commands = subcommands(parser)
-    summaries = _summaries(parser)
+    summaries = {c.name: c.summary for c in COMMANDS} | {"help": HELP_SUMMARY}
     found: dict[str, list[tuple[str, str]]] = {
         "": [(name, summaries.get(name, "")) for name in commands]
         + [(flag, text) for flag, text, _ in options(parser)]}
@@ -45,13 +52,6 @@ def words() -> dict[str, list[tuple[str, str]]]:
     found["help"] += [(name, summaries.get(name, "")) for name in commands if name != "help"]
     found["completion"] += [(shell, f"completion for {shell}") for shell in SHELLS]
     return found
-
-
-def _summaries(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """Each command's one-line summary, as the top-level `--help` lists it."""
-    commands = next(action for action in parser._actions
-                    if isinstance(action, argparse._SubParsersAction))
-    return {choice.dest: choice.help or "" for choice in commands._choices_actions}
 
 
 def bash() -> str:

@@ -213,15 +213,16 @@ COMMANDS: tuple[Command, ...] = (
             "git credential-pat settings --markdown",
             _settings_arguments),
     Command("completion", "completion:run", "print shell completion for bash, zsh or fish",
-            "source <(git credential-pat completion bash)\n"
             "git credential-pat completion fish > ~/.config/fish/completions/"
-            "git-credential-pat.fish", _completion_arguments,
+            "git-credential-pat.fish\n"
+            "source <(git credential-pat completion bash)", _completion_arguments,
             "Made from the same parser as --help. For bash it also defines\n"
             "_git_credential_pat, which git's own completion calls, so that\n"
             "`git credential-pat <TAB>` completes too; install.sh installs it where\n"
             "bash-completion finds it (~/.local/share/bash-completion/completions)."),
 )
 NAMES = frozenset(c.name for c in COMMANDS) | {"help"}
+HELP_SUMMARY = "show help for a command, or `help settings`"
 # git-credential(1) asks helpers to ignore an action they do not know, so a newer git can add
 # one; a person who mistypes a command deserves to hear so. What git sends tells them apart.
 ACTION_RULE = ("An unknown word alone, with a credential request (key=value lines) arriving\n"
@@ -256,8 +257,7 @@ def build_parser(width: int | None = None) -> argparse.ArgumentParser:
             formatter_class=formatter)
         command.arguments(sub)
         sub.set_defaults(handler=command.handler)
-    helps = commands.add_parser("help", help="show help for a command, or `help settings`",
-                                formatter_class=formatter)
+    helps = commands.add_parser("help", help=HELP_SUMMARY, formatter_class=formatter)
     helps.add_argument("topic", nargs="?", metavar="COMMAND")
     helps.add_argument("--man", action="store_true",
                        help="print the manual page, git-credential-pat(1), in roff")
