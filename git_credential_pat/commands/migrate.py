@@ -158,7 +158,7 @@ def check(finding: Finding, target: OrgContext) -> Verdict:
     basic = base64.b64encode(f"{finding.username or 'pat'}:{finding.secret}".encode()).decode()
     url = f"{target.org.url}/_apis/connectionData"
     try:
-        response = http.call(target.http, "GET", url, step="checking a PAT found in a URL",
+        response = http.call(target.http, "GET", url, step="checking a PAT found in plain text",
                              timeout=min(target.settings.timeout, CHECK_SECONDS),
                              headers={"Authorization": f"Basic {basic}"})
     except HelperError as error:
@@ -175,7 +175,8 @@ def check(finding: Finding, target: OrgContext) -> Verdict:
     except HelperError:
         user = {}
     account = ((user.get("properties") or {}).get("Account") or {}).get("$value", "")
-    return Verdict("accepted", account=account if isinstance(account, str) else "")
+    usable = isinstance(account, str) and account.isprintable() and len(account) < 256
+    return Verdict("accepted", account=account if usable else "")  # it becomes a user name
 
 
 def judge(found: list[Finding], runtime: Runtime) -> list[Verdict]:
