@@ -13,9 +13,12 @@ Installs git-credential-pat for you alone (no root needed) from the folder this 
 and sets up git (your global git config) to use it for https://dev.azure.com and
 https://*.visualstudio.com. With pipx it installs through pipx; otherwise into a virtual
 environment in ${XDG_DATA_HOME:-~/.local/share}/git-credential-pat/venv, with the command
-linked into ~/.local/bin. Running it again updates the installation.
+linked into ~/.local/bin, its manual page into ~/.local/share/man/man1, where
+`git credential-pat --help` finds it, and its bash completion where bash-completion
+finds it. Running it again updates the installation.
 
-  --uninstall  remove the git config entries, the installed environment and the command
+  --uninstall  remove the git config entries, the installed environment, the command,
+               its manual page and its completion
   --yes        with --uninstall: also run `git-credential-pat logout --all` without asking
                (it is offered when a terminal can answer, and skipped otherwise)
   --help       show this help
@@ -43,11 +46,13 @@ src=$(cd "$(dirname "$0")" && pwd -P)
 venv=${XDG_DATA_HOME:-$HOME/.local/share}/$NAME/venv
 link=$HOME/.local/bin/$NAME
 pipx_link=${PIPX_BIN_DIR:-$HOME/.local/bin}/$NAME
+completion=${BASH_COMPLETION_USER_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/bash-completion}/completions/$NAME
 python=${PYTHON:-python3}
 
 command -v git >/dev/null 2>&1 || die "git is missing: install git first, then rerun"
 [ -f "$src/pyproject.toml" ] || die "run the install.sh inside a copy of git-credential-pat's source"
 
+man_page() { printf '%s/share/man/man1/%s.1' "$(dirname "$(dirname "$1")")" "$NAME"; }
 has_pipx() { command -v pipx >/dev/null 2>&1; }
 installed_by_pipx() { has_pipx && pipx list --short 2>/dev/null | grep -q "^$NAME "; }
 
@@ -78,6 +83,15 @@ install() {
     "$env_dir/bin/python" -I -m git_credential_pat.launcher "$env_dir/bin/$NAME"
     "$cmd" configure
     bin_dir=$(dirname "$cmd")
+    # man-db looks in ../share/man beside each PATH entry, so `git credential-pat --help`
+    # (which git turns into `git help credential-pat`) finds the page once bin_dir is on PATH.
+    page=$(man_page "$cmd")
+    mkdir -p "$(dirname "$page")"
+    "$cmd" help --man >"$page"
+    # bash-completion loads this on the first <TAB> after git-credential-pat, and git's own
+    # completion loads it for `git credential-pat <TAB>`.
+    mkdir -p "$(dirname "$completion")"
+    "$cmd" completion bash >"$completion"
     case ":$PATH:" in
         *":$bin_dir:"*)
             found=$(command -v "$NAME" || true)
@@ -122,6 +136,7 @@ uninstall() {
     if [ -L "$link" ] && [ "$(readlink "$link")" = "$venv/bin/$NAME" ]; then
         rm -f "$link"
     fi
+    rm -f "$(man_page "$link")" "$(man_page "$pipx_link")" "$completion"
     rm -rf "$venv"
     rmdir "$(dirname "$venv")" 2>/dev/null || true  # only when nothing else is kept there
     say "Removed $NAME."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import string
 import subprocess
 import sys
@@ -19,7 +20,8 @@ import pytest
 
 from git_credential_pat import __version__
 from git_credential_pat.commands.configure import TABLE_MARKERS, settings_markdown
-from git_credential_pat.commands.main import COMMANDS
+from git_credential_pat.commands.main import COMMANDS, build_parser, options, subcommands
+from git_credential_pat.commands.manual import MANUAL_WIDTH
 from git_credential_pat.core.settings import SETTINGS
 from tests.gitenv import GitEnv
 from tests.netfixtures import PTY_RUN
@@ -96,9 +98,128 @@ def test_an_action_from_a_newer_git_is_ignored_but_a_typo_at_a_terminal_is_not(
         genv: GitEnv) -> None:
     piped = command(genv, "frobnicate", input=b"protocol=https\nhost=h.example\n\n")
     assert (piped.returncode, piped.stdout, piped.stderr) == (0, b"", b"")
-    typed = at_terminal(genv, "frobnicate")
+    typed = at_terminal(genv, "xyzzy")
     assert typed.returncode == 2
-    assert b"invalid choice: 'frobnicate'" in typed.stdout
+    assert typed.stdout == (b"git-credential-pat: no command 'xyzzy'; commands: login, "
+                            b"status, list, rotate, revoke, logout, doctor, configure, "
+                            b"unconfigure, migrate, settings, completion, help\r\n")
+
+
+STAUTS = b"git-credential-pat: no command 'stauts'; did you mean `git credential-pat status`?\n"
+
+
+def test_a_mistyped_command_names_the_closest_one_in_one_line(genv: GitEnv) -> None:
+    """Without a request from git on stdin (here /dev/null's nothing, then a pipe that stays
+    silent), an unknown word is a typo, wherever stdin comes from."""
+    empty = command(genv, "stauts")
+    assert (empty.returncode, empty.stdout, empty.stderr) == (2, b"", STAUTS)
+    started = time.monotonic()
+    silent = subprocess.run(["git-credential-pat", "stauts"], stdin=subprocess.PIPE,
+                            capture_output=True, env=genv.env, timeout=30, check=False)
+    assert (silent.returncode, silent.stderr) == (2, STAUTS)
+    assert time.monotonic() - started < 10
+    typed = at_terminal(genv, "stauts")
+    assert (typed.returncode, typed.stdout) == (2, STAUTS.replace(b"\n", b"\r\n"))
+    assert command(genv, "help", "stauts").stderr == STAUTS
+    assert command(genv, "stauts", "--json").stderr == STAUTS
+
+
+def test_help_names_the_rule_for_unknown_words(genv: GitEnv) -> None:
+    text = command(genv, "--help").stdout.decode()
+    assert "action from a newer git: it is ignored" in text
+    assert "mistyped command: one line, exit 2" in text
+    assert command(genv, "help").stdout.decode().rstrip() == text.rstrip()
+
+
+@pytest.mark.skipif(not shutil.which("man"), reason="man is not installed (tests/run installs "
+                                                     "man-db)")
+def test_the_manual_renders_every_command_s_help_as_help_prints_it(genv: GitEnv,
+                                                                   tmp_path: Path) -> None:
+    """The manual is made from the parser: each command's `--help`, at the manual's width
+    (argparse takes COLUMNS less 2), is in the page man renders, line for line."""
+    page = tmp_path / "git-credential-pat.1"
+    page.write_bytes(command(genv, "help", "--man").stdout)
+    rendered = genv.run("man", "-l", str(page), extra_env={"MANWIDTH": "100", "MANPAGER": "cat",
+                                                           "LANG": "C.UTF-8"}).stdout.decode()
+    lines = {line.strip() for line in rendered.splitlines()}
+    assert rendered.startswith("GIT-CREDENTIAL-PAT(1)")
+    width = {"COLUMNS": str(MANUAL_WIDTH + 2)}
+    for name in [None, *(c.name for c in COMMANDS)]:
+        shown = command(genv, *([name] if name else []), "--help", extra_env=width).stdout
+        for line in shown.decode().splitlines():
+            assert line.strip() in lines, (name, line)
+    for setting in SETTINGS:
+        assert f"credential.{setting.config_key}" in lines
+
+
+GIT_COMPLETION = Path("/usr/share/bash-completion/completions/git")
+COMPLETE = r"""
+source "$1"
+COMP_LINE=$2
+COMP_POINT=${#COMP_LINE}
+read -ra COMP_WORDS <<<"$COMP_LINE"
+case $COMP_LINE in *" ") COMP_WORDS+=("") ;; esac
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+$3
+printf '%s\n' "${COMPREPLY[@]}"
+"""
+
+
+def complete(env: GitEnv, tmp_path: Path, line: str) -> list[str]:
+    """What bash offers at the end of `line`: through git's own completion script, as a person
+    with bash-completion has it, for `git ...`; through the generated one for the command."""
+    script = tmp_path / "completion.bash"
+    script.write_bytes(command(env, "completion", "bash").stdout)
+    if line.startswith("git "):
+        loader = tmp_path / "both.bash"
+        loader.write_text(f'source "{GIT_COMPLETION}"\nsource "{script}"\n')
+        script, run = loader, "__git_wrap__git_main"
+    else:
+        run = "_git_credential_pat_command_line"
+    done = env.run("bash", "-c", COMPLETE, "bash", str(script), line, run)
+    return sorted(word.strip() for word in done.stdout.decode().splitlines() if word.strip())
+
+
+@pytest.mark.parametrize(("line", "offered"), [
+    ("git-credential-pat lo", ["login", "logout"]),
+    ("git-credential-pat configure --ex", ["--exclusive"]),
+    ("git-credential-pat help sta", ["status"]),
+    ("git-credential-pat completion ", ["--help", "-h", "bash", "fish", "zsh"]),
+    ("git credential-pat sta", ["status"]),
+    ("git credential-pat rotate --j", ["--json"]),
+    ("git credential-pat migrate --d", ["--dry-run"]),
+])
+def test_bash_completes_commands_and_options_also_through_git(
+        genv: GitEnv, tmp_path: Path, line: str, offered: list[str]) -> None:
+    if line.startswith("git ") and not GIT_COMPLETION.exists():
+        pytest.skip("git's bash completion is not installed")
+    assert complete(genv, tmp_path, line) == offered
+
+
+def test_bash_completion_offers_every_command_and_option_the_parser_takes(
+        genv: GitEnv, tmp_path: Path) -> None:
+    parser = build_parser()
+    commands = subcommands(parser)
+    assert complete(genv, tmp_path, "git-credential-pat ") == sorted(
+        [*commands, "--help", "-h", "--version"])
+    for name, sub in commands.items():
+        flags = sorted(flag for flag, _, _ in options(sub))
+        assert [w for w in complete(genv, tmp_path, f"git-credential-pat {name} -")
+                ] == flags, name
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_completion_name_every_command_and_option(genv: GitEnv,
+                                                               shell: str) -> None:
+    """No zsh or fish runs here: the generated script must at least carry the parser's words."""
+    text = command(genv, "completion", shell).stdout.decode()
+    for name, sub in subcommands(build_parser()).items():
+        assert (f"'{name}:" if shell == "zsh" else f"-a {name} ") in text, name
+        for flag, _, _ in options(sub):
+            long = flag.startswith("--")
+            word = (f"'{flag}:" if shell == "zsh"
+                    else f"-{'l' if long else 's'} {flag.lstrip('-')} ")
+            assert word in text, (name, flag)
 
 
 def test_settings_help_lists_every_setting(genv: GitEnv) -> None:
@@ -193,72 +314,3 @@ def test_configure_local_and_exclusive(genv: GitEnv) -> None:
     assert (genv.home / ".gitconfig").read_bytes() == b""
     assert command(genv, "unconfigure", "--local", cwd=repo).returncode == 0
     assert b"helper" not in local.read_bytes()
-
-
-# -- migrate -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def repos(genv: GitEnv) -> dict[str, object]:
-    """A folder of clones whose remotes carry PATs the ways people write them, next to
-    remotes that must be left alone."""
-    root = genv.home / "src"
-    one, two = root / "one", root / "nested" / "two"
-    for repo in (one, two):
-        genv.git("init", "-q", str(repo))
-    pat_one, pat_two = new_pat(), new_pat()
-    genv.git("-C", str(one), "remote", "add", "origin",
-             f"https://contoso:{pat_one}@dev.azure.com/contoso/Proj/_git/one")
-    genv.git("-C", str(one), "remote", "add", "github", "https://me:gh-secret@github.com/me/x")
-    genv.git("-C", str(two), "remote", "add", "origin",
-             f"https://{pat_two}@fabrikam.visualstudio.com/Proj/_git/two")
-    genv.git("-C", str(two), "config", "--add", "remote.origin.pushurl",
-             f"https://someone:{pat_two}@fabrikam.visualstudio.com/Proj/_git/two")
-    return {"root": root, "one": one, "two": two, "pats": (pat_one, pat_two)}
-
-
-def _configs(repos: dict[str, object]) -> list[bytes]:
-    return [(repo / ".git" / "config").read_bytes()  # type: ignore[operator]
-            for repo in (repos["one"], repos["two"])]
-
-
-def test_migrate_dry_run_changes_nothing_and_masks(genv: GitEnv, repos: dict) -> None:
-    before = _configs(repos)
-    done = command(genv, "migrate", "--dry-run", str(repos["root"]))
-    assert done.returncode == 0, done.stderr
-    out = done.stdout.decode()
-    for pat in repos["pats"]:
-        assert pat not in out and pat not in done.stderr.decode()
-    assert "https://contoso:***@dev.azure.com/contoso/Proj/_git/one" in out
-    assert "https://***@fabrikam.visualstudio.com/Proj/_git/two" in out
-    assert "https://someone:***@fabrikam.visualstudio.com/Proj/_git/two" in out
-    assert "github" not in out
-    assert "Would move 2 PATs" in out
-    assert _configs(repos) == before
-    assert not genv.store_file.exists()
-
-
-def test_migrate_moves_the_pats_into_the_store_and_cleans_the_urls(
-        genv: GitEnv, repos: dict) -> None:
-    pat_one, pat_two = repos["pats"]
-    done = command(genv, "migrate", str(repos["root"]))
-    assert done.returncode == 0, done.stderr
-    for pat in repos["pats"]:
-        assert pat not in done.stdout.decode() + done.stderr.decode()
-    one, two = str(repos["one"]), str(repos["two"])
-
-    def url(repo: str, *args: str) -> str:
-        return genv.git("-C", repo, "remote", "get-url", *args).stdout.decode().strip()
-
-    assert url(one, "origin") == "https://contoso@dev.azure.com/contoso/Proj/_git/one"
-    assert url(one, "github") == "https://me:gh-secret@github.com/me/x"
-    assert url(two, "origin") == "https://fabrikam.visualstudio.com/Proj/_git/two"
-    assert url(two, "--push", "origin") == "https://fabrikam.visualstudio.com/Proj/_git/two"
-    for repo in (one, two):
-        assert all(pat not in (Path(repo) / ".git/config").read_text() for pat in repos["pats"])
-
-    command(genv, "configure")
-    assert genv.fill("https://contoso@dev.azure.com/contoso/Proj/_git/one")["password"] == pat_one
-    assert genv.fill("https://fabrikam.visualstudio.com/Proj/_git/two")["password"] == pat_two
-    again = command(genv, "migrate", str(repos["root"]))
-    assert again.stdout.startswith(b"No remote URL under ")

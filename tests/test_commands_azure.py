@@ -263,3 +263,295 @@ def test_a_failure_is_one_line_without_a_secret(azure_git: AzureGit) -> None:
     no_secrets(done, fake)
     assert done.stderr.count(b"\n") == 1 and done.stderr.startswith(b"git-credential-pat: ")
     assert b"(HTTP 400)" in done.stderr
+
+
+def test_after_a_revoke_status_doctor_and_list_agree_nothing_is_stored(
+        azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    ok(azure_git.command("revoke", "contoso"), fake)
+    [row] = json.loads(ok(azure_git.command("status", "--json"), fake))["organizations"]
+    assert (row["pat_stored"], row["in_use"]) == (False, False)
+    assert "no PAT stored" in ok(azure_git.command("status"), fake)
+    report = json.loads(azure_git.command("doctor", "--json").stdout)
+    [pats] = [c for c in report["checks"] if c["name"] == "PATs"]
+    assert pats["detail"].startswith("0 stored")
+    listed = json.loads(ok(azure_git.command("list", "--all", "--json"), fake))["pats"]
+    assert [p["in_use"] for p in listed] == [False]
+
+
+def test_status_marks_the_credential_the_current_repository_uses(azure_git: AzureGit) -> None:
+    """Two credentials for one organization (one typed at git's prompt for another user name):
+    `get` answers with the signed-in account's, and status says which, and for which repo."""
+    fake = azure_git.fake
+    typed = "t" * 52
+    azure_git.env.helper("store", "protocol=https\nhost=dev.azure.com\npath=contoso/p/_git/r\n"
+                                  f"username=someone\npassword={typed}\n\n")
+    ok(azure_git.command("login", azure_git.org_url), fake)
+    repo = azure_git.env.home / "clone"
+    azure_git.env.git("init", "-q", str(repo))
+    azure_git.env.git("-C", str(repo), "remote", "add", "origin", azure_git.clone_url())
+    inside = json.loads(ok(azure_git.command("status", "--json", cwd=repo), fake))
+    assert inside["current_repository"] == ["contoso"]
+    used = {(r["account"], r["in_use"], r["current_repository"])
+            for r in inside["organizations"]}
+    assert used == {("alice@contoso.com", True, True), ("someone", False, True)}
+    table = ok(azure_git.command("status", cwd=repo), fake).splitlines()
+    alice = next(line for line in table if "alice@contoso.com" in line)
+    other = next(line for line in table if "someone" in line)
+    assert "this repo" in alice and "never" in other and "git gets another PAT" in other
+    outside = ok(azure_git.command("status"), fake).splitlines()
+    assert "this repo" not in "\n".join(outside)
+    assert " yes " in next(line for line in outside if "alice@contoso.com" in line)
+
+
+def test_doctor_shows_the_version(azure_git: AzureGit) -> None:
+    from git_credential_pat import __version__
+
+    report = json.loads(azure_git.command("doctor", "--json").stdout)
+    assert report["version"] == __version__
+    [helper] = [c for c in report["checks"] if c["name"] == "helper"]
+    assert helper["detail"].endswith(f"this is git-credential-pat {__version__}")
+    assert f"git-credential-pat {__version__}" in azure_git.command("doctor").stdout.decode()
+
+
+def test_every_command_that_changes_something_says_what_it_did_in_json(
+        azure_git: AzureGit) -> None:
+    fake = azure_git.fake
+    configured = json.loads(ok(azure_git.command("configure", "--json"), fake))
+    assert (configured["done"], configured["scope"]) == ("configured", "global")
+    assert json.loads(ok(azure_git.command("configure", "--json"), fake))["done"] == \
+        "nothing to change"
+
+    login = json.loads(ok(azure_git.command("login", "contoso", "--json"), fake))
+    [first] = fake.live_pats()
+    assert (login["done"], login["account"], login["pat"]["authorization_id"],
+            login["pat"]["scope"]) == ("minted", azure_git.user, first.authorization_id,
+                                       "vso.code_write")
+    assert json.loads(ok(azure_git.command("login", "contoso", "--json"), fake))["done"] == "kept"
+
+    rotated = json.loads(ok(azure_git.command("rotate", "contoso", "--json"), fake))
+    [second] = fake.live_pats()
+    assert (rotated["done"], rotated["pat"]["authorization_id"], rotated["revoked"],
+            rotated["not_revoked"]) == ("rotated", second.authorization_id,
+                                        [first.authorization_id], [])
+
+    revoked = json.loads(ok(azure_git.command("revoke", "contoso", "--json"), fake))
+    assert (revoked["done"], revoked["revoked"], revoked["forgotten"]) == (
+        "revoked", second.authorization_id, True)
+    assert fake.live_pats() == []
+
+    ok(azure_git.command("login", "contoso"), fake)
+    out = json.loads(ok(azure_git.command("logout", "contoso", "--json"), fake))
+    assert out["organizations"] == [{"organization": "contoso", "all_revoked": True}]
+    assert out["signed_out"] == [azure_git.user]
+    assert fake.live_pats() == []
+
+    removed = json.loads(ok(azure_git.command("unconfigure", "--json"), fake))
+    assert removed["done"] == "removed"
+    assert json.loads(ok(azure_git.command("unconfigure", "--json"), fake))["done"] == \
+        "nothing to remove"
+
+
+# -- migrate -----------------------------------------------------------------------------------
+
+BOGUS = "b0gus" * 10 + "xy"  # 52 characters, as a PAT is, but no organization ever issued it
+
+
+@pytest.fixture
+def repos(azure_git: AzureGit) -> dict[str, object]:
+    """A folder of clones whose remotes carry PATs the ways people write them (live ones of
+    contoso and fabrikam, and a made-up one), next to remotes that must be left alone."""
+    fake, env = azure_git.fake, azure_git.env
+    fake.add_org("fabrikam", azure_git.tenant)
+    root = env.home / "src"
+    one, two, three = root / "one", root / "nested" / "two", root / "three"
+    for repo in (one, two, three):
+        env.git("init", "-q", str(repo))
+    pat_one = fake.issue_pat("contoso", azure_git.user).token
+    pat_two = fake.issue_pat("fabrikam", azure_git.user).token
+    env.git("-C", str(one), "remote", "add", "origin",
+            f"https://contoso:{pat_one}@dev.azure.com/contoso/Proj/_git/one")
+    env.git("-C", str(one), "remote", "add", "github", "https://me:gh-secret@github.com/me/x")
+    env.git("-C", str(two), "remote", "add", "origin",
+            f"https://{pat_two}@fabrikam.visualstudio.com/Proj/_git/two")
+    env.git("-C", str(two), "config", "--add", "remote.origin.pushurl",
+            f"https://someone:{pat_two}@fabrikam.visualstudio.com/Proj/_git/two")
+    env.git("-C", str(three), "remote", "add", "origin",
+            f"https://contoso:{BOGUS}@dev.azure.com/contoso/Proj/_git/three")
+    return {"root": root, "one": one, "two": two, "three": three, "pats": (pat_one, pat_two)}
+
+
+def _configs(repos: dict[str, object]) -> list[bytes]:
+    return [(repo / ".git" / "config").read_bytes()  # type: ignore[operator]
+            for repo in (repos["one"], repos["two"], repos["three"])]
+
+
+def stored(azure_git: AzureGit, org: str) -> list[tuple[str, str]]:
+    if not azure_git.env.store_file.exists():
+        return []
+    text = json.loads(azure_git.env.store_file.read_text()).get(f"https://dev.azure.com/{org}")
+    return [(c["username"], c["password"]) for c in json.loads(text)["credentials"]] \
+        if text else []
+
+
+def test_migrate_dry_run_checks_the_pats_and_changes_nothing(azure_git: AzureGit,
+                                                             repos: dict) -> None:
+    before = _configs(repos)
+    done = azure_git.command("migrate", "--dry-run", str(repos["root"]))
+    out = ok(done, azure_git.fake)
+    assert BOGUS not in out + done.stderr.decode()
+    lines = out.splitlines()
+
+    def row(url: str) -> str:
+        return next(line for line in lines if url in line)
+
+    assert "accepted by contoso: kept" in row("https://contoso:***@dev.azure.com/contoso/Proj/_git/one")
+    assert "accepted by fabrikam: kept" in row("https://***@fabrikam.visualstudio.com/Proj/_git/two")
+    assert "https://someone:***@fabrikam.visualstudio.com/Proj/_git/two" in out
+    assert "refused by contoso (HTTP 401" in row("https://contoso:***@dev.azure.com/contoso/Proj/_git/three")
+    assert "github" not in out
+    assert "Would keep 2 PATs" in out
+    plan = json.loads(ok(azure_git.command("migrate", "--dry-run", "--json",
+                                           str(repos["root"])), azure_git.fake))
+    assert (plan["done"], plan["dry_run"]) == ("dry run", True)
+    assert sorted((f["organization"], f["check"], f["kept"]) for f in plan["found"]) == [
+        ("contoso", "accepted", True), ("contoso", "refused", False),
+        ("fabrikam", "accepted", True), ("fabrikam", "accepted", True)]
+    assert _configs(repos) == before
+    assert not azure_git.env.store_file.exists()
+
+
+def test_migrate_keeps_what_the_organization_accepts_and_cleans_every_url(
+        azure_git: AzureGit, repos: dict) -> None:
+    env, fake = azure_git.env, azure_git.fake
+    pat_one, pat_two = repos["pats"]
+    out = ok(azure_git.command("migrate", str(repos["root"])), fake)
+    assert "Kept 2 PATs" in out
+
+    def url(repo: object, *args: str) -> str:
+        return env.git("-C", str(repo), "remote", "get-url", *args).stdout.decode().strip()
+
+    assert url(repos["one"], "origin") == "https://contoso@dev.azure.com/contoso/Proj/_git/one"
+    assert url(repos["one"], "github") == "https://me:gh-secret@github.com/me/x"
+    assert url(repos["two"], "origin") == "https://fabrikam.visualstudio.com/Proj/_git/two"
+    assert url(repos["two"], "--push", "origin") == \
+        "https://fabrikam.visualstudio.com/Proj/_git/two"
+    assert url(repos["three"], "origin") == \
+        "https://contoso@dev.azure.com/contoso/Proj/_git/three"
+    for config in _configs(repos):
+        assert all(pat.encode() not in config for pat in (pat_one, pat_two, BOGUS))
+    # Kept under the owner the organization named; the refused one not at all.
+    assert stored(azure_git, "contoso") == [(azure_git.user, pat_one)]
+    assert stored(azure_git, "fabrikam") == [(azure_git.user, pat_two)]
+
+    ok(azure_git.command("configure"), fake)
+    assert env.fill("https://contoso@dev.azure.com/contoso/Proj/_git/one")["password"] == pat_one
+    assert env.fill("https://fabrikam.visualstudio.com/Proj/_git/two")["password"] == pat_two
+    again = azure_git.command("migrate", str(repos["root"]))
+    assert again.stdout.startswith(b"No remote URL under ")
+
+
+def test_a_refused_pat_is_not_kept_so_the_next_fetch_signs_in_and_works(
+        azure_git: AzureGit) -> None:
+    """Once, a made-up PAT was stored unchecked and every fetch failed (TF400813)."""
+    env, fake = azure_git.env, azure_git.fake
+    ok(azure_git.command("configure"), fake)
+    clone = env.home / "clone"
+    env.git("init", "-q", str(clone))
+    env.git("-C", str(clone), "remote", "add", "origin",
+            azure_git.clone_url().replace("https://", f"https://contoso:{BOGUS}@"))
+    out = ok(azure_git.command("migrate", str(clone)), fake)
+    assert "refused by contoso" in out and "Kept 0 PATs" in out
+    assert stored(azure_git, "contoso") == []
+    env.git("-C", str(clone), "fetch", "origin")
+    assert [p.user for p in fake.live_pats()] == [azure_git.user]
+
+
+def test_a_pat_beside_the_one_git_gets_is_not_kept_as_a_second_row(azure_git: AzureGit) -> None:
+    env, fake = azure_git.env, azure_git.fake
+    ok(azure_git.command("login", "contoso"), fake)
+    [minted] = fake.live_pats()
+    other = fake.issue_pat("contoso", azure_git.user, display_name="by hand").token
+    clone = env.home / "clone"
+    env.git("init", "-q", str(clone))
+    env.git("-C", str(clone), "remote", "add", "origin",
+            azure_git.clone_url().replace("https://", f"https://user:{other}@"))
+    out = ok(azure_git.command("migrate", str(clone)), fake)
+    assert "not kept: the store already holds the PAT git gets for contoso" in out
+    assert stored(azure_git, "contoso") == [(azure_git.user, minted.token)]
+    rows = json.loads(ok(azure_git.command("status", "--json"), fake))["organizations"]
+    assert [(r["account"], r["in_use"]) for r in rows] == [(azure_git.user, True)]
+    assert other not in (clone / ".git/config").read_text()
+
+
+def test_migrate_empties_git_s_plaintext_credential_file_of_azure_devops_pats(
+        azure_git: AzureGit) -> None:
+    env, fake = azure_git.env, azure_git.fake
+    pat = fake.issue_pat("contoso", azure_git.user).token
+    credentials = env.home / ".git-credentials"
+    others = "https://me:gh-secret@github.com\n"
+    credentials.write_text(f"https://contoso:{pat}@dev.azure.com\n{others}"
+                           f"https://contoso:{BOGUS}@dev.azure.com/contoso/p/_git/r\n")
+    credentials.chmod(0o600)
+    plan = ok(azure_git.command("migrate", "--dry-run", str(env.home)), fake)
+    assert str(credentials) in plan and "line 1" in plan and "(line removed)" in plan
+    assert pat not in plan
+    ok(azure_git.command("migrate", str(env.home)), fake)
+    assert credentials.read_text() == others
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    assert stored(azure_git, "contoso") == [(azure_git.user, pat)]
+
+
+def test_a_pat_that_cannot_be_checked_is_kept_unverified_and_said_so(
+        azure_git: AzureGit) -> None:
+    env, fake = azure_git.env, azure_git.fake
+    pat = fake.issue_pat("contoso", azure_git.user).token
+    clone = env.home / "clone"
+    env.git("init", "-q", str(clone))
+    env.git("-C", str(clone), "remote", "add", "origin",
+            azure_git.clone_url().replace("https://", f"https://contoso:{pat}@"))
+    fake.fail("probe", status=503, times=20)
+    done = azure_git.command("migrate", "--json", str(clone))
+    [found] = json.loads(ok(done, fake))["found"]
+    assert (found["check"], found["kept"]) == ("unreachable", True)
+    assert "kept unverified" in found["note"] and "HTTP 503" in found["note"]
+    assert [password for _, password in stored(azure_git, "contoso")] == [pat]
+
+
+# -- plaintext helpers -------------------------------------------------------------------------
+
+PLAIN = "writes every PAT git-credential-pat makes to disk in plain text"
+
+
+def test_configure_status_and_doctor_warn_while_git_s_store_gets_every_pat(
+        azure_git: AzureGit) -> None:
+    """What the warning says is so: with `store` configured as people had it for years, the
+    PAT minted on a clone lands in ~/.git-credentials; after `configure --exclusive`, no more."""
+    env, fake = azure_git.env, azure_git.fake
+    env.config("credential.helper", "store")
+    configured = ok(azure_git.command("configure"), fake)
+    assert f"warning: credential helper 'store' runs before git-credential-pat and will answer " \
+           f"instead for https://dev.azure.com/org/project/_git/repo, and {PLAIN}" in configured
+    status = ok(azure_git.command("status"), fake)
+    assert f"warning: credential helper 'store' {PLAIN} (dev.azure.com and " \
+           "org.visualstudio.com); run `git credential-pat configure --exclusive`" in status
+    assert json.loads(ok(azure_git.command("status", "--json"), fake))["warnings"]
+    report = json.loads(azure_git.command("doctor", "--json").stdout)
+    [check] = [c for c in report["checks"] if c["name"] == "helpers dev.azure.com/x"]
+    assert (check["level"], check["fix"]) == (
+        "warn", "git credential-pat configure --exclusive, then git credential-pat migrate")
+    assert PLAIN in check["detail"]
+
+    env.git("clone", "-q", azure_git.clone_url(), str(env.home / "first"))
+    [pat] = fake.live_pats()
+    credentials = env.home / ".git-credentials"
+    assert pat.token in credentials.read_text()
+
+    ok(azure_git.command("configure", "--exclusive"), fake)
+    credentials.write_text("")
+    ok(azure_git.command("rotate", "contoso"), fake)
+    env.git("clone", "-q", azure_git.clone_url(), str(env.home / "second"))
+    assert credentials.read_text() == ""
+    for args in (("configure", "--exclusive"), ("status",), ("doctor",)):
+        assert PLAIN not in azure_git.command(*args).stdout.decode(), args

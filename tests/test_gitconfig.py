@@ -38,6 +38,15 @@ OTHER_CONFIG = b"""\
 [credential "https://git.example.com"]
 \thelper = cache
 """
+# What Git Credential Manager's `configure` leaves: a line of the same kind as one of ours.
+GCM_CONFIG = b"""\
+[credential]
+\thelper = manager
+[credential "https://dev.azure.com"]
+\tuseHttpPath = true
+[user]
+\tname = Someone
+"""
 AZURE_URLS = ("https://dev.azure.com/org/project/_git/repo",
               "https://org.visualstudio.com/project/_git/repo")
 
@@ -139,13 +148,61 @@ def test_other_helpers_and_keys_survive_configure_and_unconfigure(gitconfig_file
     assert gitconfig_file.read_bytes() == OTHER_CONFIG
 
 
+def scope_file(env: GitEnv, tmp_path: Path, scope: str, monkeypatch: pytest.MonkeyPatch
+               ) -> Path:
+    """The config file `--SCOPE` writes, set up so this test (and git) use it."""
+    if scope == "global":
+        return env.home / ".gitconfig"
+    if scope == "system":
+        system = tmp_path / "system-gitconfig"
+        monkeypatch.setenv("GIT_CONFIG_SYSTEM", str(system))
+        monkeypatch.delenv("GIT_CONFIG_NOSYSTEM")
+        return system
+    repo = tmp_path / "repo"
+    env.git("init", "-q", str(repo))
+    monkeypatch.chdir(repo)
+    return repo / ".git/config"
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+@pytest.mark.parametrize("scope", ["global", "system", "local"])
+def test_unconfigure_leaves_a_line_the_person_had_before_byte_for_byte(
+        env: GitEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scope: str,
+        exclusive: bool) -> None:
+    """Git Credential Manager's `useHttpPath = true` is also one of ours: configure must not
+    take it over, and unconfigure must not take it away."""
+    path = scope_file(env, tmp_path, scope, monkeypatch)
+    before = path.read_bytes() if path.exists() else b""
+    path.write_bytes(before + GCM_CONFIG)
+    configure.write(scope, exclusive=exclusive)
+    assert configure.write(scope, exclusive=exclusive)[0].startswith("Already set up")
+    azure = subprocess.run(["git", "config", f"--{scope}", "--get-all",
+                            "credential.https://dev.azure.com.helper"],
+                           capture_output=True, check=True).stdout.decode().splitlines()
+    assert azure == ([""] if exclusive else []) + ["cache --timeout=900", "pat"]
+    assert configure.remove(scope) == [f"Removed git-credential-pat from the {scope} git config."]
+    assert path.read_bytes() == before + GCM_CONFIG
+    assert configure.remove(scope) == [f"git-credential-pat was not in the {scope} git config."]
+
+
+def test_a_configuration_written_before_the_record_existed_is_still_removed(
+        gitconfig_file: Path) -> None:
+    """Sections holding `helper = pat` and no record are all ours, as earlier versions wrote."""
+    gitconfig_file.write_bytes(OTHER_CONFIG + EXPECTED)
+    assert configure.write()[0].startswith("Already set up")
+    configure.remove()
+    assert gitconfig_file.read_bytes() == OTHER_CONFIG
+
+
 @pytest.mark.parametrize("helper", ["manager", "manager-core", "store"])
 def test_configure_warns_about_a_helper_that_would_answer_first(env: GitEnv, helper: str) -> None:
     env.config("credential.helper", helper)
     notices = configure.write()
+    plain = (", and writes every PAT git-credential-pat makes to disk in plain text"
+             if helper == "store" else "")
     assert notices[1:] == [
         f"warning: credential helper '{helper}' runs before git-credential-pat and will answer "
-        f"instead for {url}; remove it or run `git credential-pat configure --exclusive`."
+        f"instead for {url}{plain}; remove it or run `git credential-pat configure --exclusive`."
         for url in AZURE_URLS]
 
 
@@ -161,7 +218,8 @@ def test_configure_warns_about_a_helper_that_would_get_a_copy_of_each_pat(env: G
     notices = configure.write()
     assert notices[1:] == [
         f"warning: credential helper 'store' is handed every PAT git-credential-pat makes for "
-        f"{AZURE_URLS[0]}; remove it or run `git credential-pat configure --exclusive`."]
+        f"{AZURE_URLS[0]}, and writes every PAT git-credential-pat makes to disk in plain text; "
+        "remove it or run `git credential-pat configure --exclusive`."]
 
 
 def test_configure_warns_when_a_later_reset_disables_it(env: GitEnv, tmp_path: Path) -> None:

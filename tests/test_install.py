@@ -1,4 +1,5 @@
-"""`./install.sh` as a person runs it, under `dash`, into a fresh HOME; and `install.ps1`'s syntax.
+"""`./install.sh` as a person runs it (as the README writes it, its `#!/bin/sh` being `dash`
+here), into a fresh HOME; the README's Quick start line by line; and `install.ps1`'s syntax.
 
 Installing is slow, so one install (the virtual-environment way) is shared by the module, and pip
 takes everything from a wheelhouse built once from pip's cache instead of asking the index.
@@ -24,7 +25,7 @@ from tests.azurefixtures import REPO_URL, wire
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv
 from tests.netfixtures import ALICE, Contoso
-from tests.test_gitconfig import EXPECTED, OTHER_CONFIG
+from tests.test_gitconfig import EXPECTED, GCM_CONFIG, OTHER_CONFIG
 
 REPO = Path(__file__).resolve().parent.parent
 NAME = "git-credential-pat"
@@ -89,8 +90,8 @@ def user(tmp: Path, *tools: str, wheelhouse: Path | None = None) -> GitEnv:
 
 def install_sh(env: GitEnv, source: Path, *args: str, check: bool = True
                ) -> subprocess.CompletedProcess[bytes]:
-    return env.run("dash", str(source / "install.sh"), *args, check=check, timeout=300,
-                   input=b"")
+    """`./install.sh ARGS` in the downloaded folder, exactly as the README says to run it."""
+    return env.run("./install.sh", *args, check=check, timeout=300, input=b"", cwd=source)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,56 @@ def snapshot(installed: Installed) -> tuple[bytes, str, bytes, list[str]]:
             installed.env.run(str(installed.command), "--version").stdout,
             sorted(str(path.relative_to(installed.venv)) for path in installed.venv.rglob("*")
                    if "__pycache__" not in path.parts))
+
+
+def test_install_sh_is_executable_in_git_and_in_a_checkout() -> None:
+    """`./install.sh` needs the mode git records: a clone or an archive takes it from there."""
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    staged = subprocess.run(["git", "-C", str(REPO), "ls-files", "--stage", "install.sh"],
+                            capture_output=True, check=True).stdout.decode()
+    assert staged.startswith("100755 ")
+    assert os.access(REPO / "install.sh", os.X_OK)
+
+
+def quick_start() -> list[str]:
+    """The commands of the README's Quick start, in order, without their comments."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Quick start"):]
+    start = section.index("```sh\n") + len("```sh\n")
+    block = section[start:section.index("```", start)]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_quick_start_as_written_gets_a_fresh_home_to_a_working_clone(
+        tmp_path: Path, source: Path, wheelhouse: Path, azure: FakeAzure,
+        contoso: Contoso) -> None:
+    """Every Quick start line run by a shell, word for word, in the downloaded folder, for a
+    person whose PATH has ~/.local/bin (where install.sh puts the command); ORG, PROJECT and
+    REPO are the only words filled in. The corporate proxy and CA are in the system config."""
+    commands = quick_start()
+    assert [c.split()[0] for c in commands] == ["./install.sh", "git"]
+    azure.add_repo("contoso", "proj", "repo")
+    env = user(tmp_path, "sh", wheelhouse=wheelhouse)
+    env.env["PATH"] = f"{env.home / '.local/bin'}{os.pathsep}{env.env['PATH']}"
+    system = tmp_path / "gitconfig-system"
+    system.write_text(f"[http]\n\tproxy = {azure.proxy_url}\n\tsslCAInfo = {azure.ca_path}\n")
+    del env.env["GIT_CONFIG_NOSYSTEM"]
+    env.env.update(GIT_CONFIG_SYSTEM=str(system), **azure.browser_env(),
+                   HTTPS_PROXY=azure.proxy_url, SSL_CERT_FILE=str(azure.ca_path),
+                   GIT_CREDENTIAL_PAT_SIGNIN_TIMEOUT="30")
+    for command in commands:
+        line = command.replace("/ORG/PROJECT/_git/REPO", "/contoso/proj/_git/repo")
+        env.run("sh", "-c", line, cwd=source, timeout=300)
+    clone = source / "repo"
+    try:
+        assert (clone / "README.md").exists()
+        env.git("fetch", cwd=clone)
+        assert [(p.user, p.scope) for p in azure.live_pats()] == [(ALICE, "vso.code_write")]
+        assert azure.authorize_count == 1
+    finally:
+        shutil.rmtree(clone, ignore_errors=True)
+        env.run("./install.sh", "--uninstall", "--yes", cwd=source, check=False, timeout=300)
 
 
 def test_install_sets_up_git_with_exactly_the_azure_devops_lines(installed: Installed) -> None:
@@ -148,6 +199,41 @@ def test_after_install_a_clone_signs_in_once_and_then_just_works(
     assert azure.authorize_count == 1
 
 
+def man_env(installed: Installed) -> dict[str, str]:
+    """A person's PATH (~/.local/bin first, then the system's, where man and groff are), with
+    no MANPATH: man-db then finds the pages in ../share/man beside each PATH entry."""
+    env = {k: v for k, v in installed.env.env.items() if k != "MANPATH"}
+    env.update(PATH=f"{installed.env.home / '.local/bin'}:/usr/bin:/bin", MANPAGER="cat",
+               PAGER="cat", MANWIDTH="80", GIT_PAGER="cat", LANG="C.UTF-8")
+    return env
+
+
+def test_install_puts_the_manual_where_git_help_finds_it(installed: Installed) -> None:
+    """`git credential-pat --help` is `git help credential-pat`, which runs man."""
+    if not shutil.which("man"):
+        pytest.skip("man is not installed (tests/run installs man-db)")
+    page = installed.env.home / ".local/share/man/man1/git-credential-pat.1"
+    man = installed.env.run(str(installed.command), "help", "--man").stdout
+    assert page.read_bytes() == man
+    env = man_env(installed)
+    for args in (("credential-pat", "--help"), ("help", "credential-pat")):
+        shown = installed.env.run("git", *args, extra_env=env).stdout.decode()
+        assert shown.startswith("GIT-CREDENTIAL-PAT(1)"), args
+        assert "did you mean" not in shown  # a manual, not an error
+        for command in ("login", "migrate", "unconfigure"):
+            assert f"usage: git credential-pat {command}" in shown, (args, command)
+
+
+def test_install_puts_bash_completion_where_bash_completion_and_git_s_completion_load_it(
+        installed: Installed) -> None:
+    """bash-completion loads completions/NAME on the first <TAB>; git's completion asks it to
+    load completions/git-credential-pat for `git credential-pat <TAB>`."""
+    path = installed.env.home / ".local/share/bash-completion/completions/git-credential-pat"
+    made = installed.env.run(str(installed.command), "completion", "bash").stdout
+    assert path.read_bytes() == made
+    assert b"_git_credential_pat ()" in made
+
+
 def test_install_says_how_to_get_on_path_and_what_to_do_next(installed: Installed) -> None:
     bin_dir = installed.env.home / ".local/bin"
     assert f"{bin_dir} is not on your PATH" in installed.output
@@ -168,11 +254,14 @@ def test_uninstall_puts_git_config_back_and_removes_the_install(
         tmp_path: Path, source: Path, wheelhouse: Path, way: str) -> None:
     env = user(tmp_path, *(["pipx"] if way == "pipx" else []), wheelhouse=wheelhouse)
     gitconfig = env.home / ".gitconfig"
-    gitconfig.write_bytes(OTHER_CONFIG)
+    theirs = OTHER_CONFIG + GCM_CONFIG
+    gitconfig.write_bytes(theirs)
     output = install_sh(env, source).stdout.decode()
     assert "warning: credential helper 'store' runs before git-credential-pat" in output
     visualstudio = EXPECTED[EXPECTED.index(b'[credential "https://*'):]
-    assert gitconfig.read_bytes().endswith(b"\thelper = cache\n" + visualstudio)
+    assert gitconfig.read_bytes().endswith(
+        b"\tuseHttpPath = true\n\thelper = cache --timeout=900\n\thelper = pat\n"
+        b"\tpatKeep = usehttppath=true\n[user]\n\tname = Someone\n" + visualstudio)
     command = env.home / ".local/bin" / NAME
     assert env.run(str(command), "--version").stdout.decode() == f"{NAME} {__version__}\n"
     assert ("/pipx/venvs/" in str(command.resolve())) == (way == "pipx")
@@ -180,8 +269,10 @@ def test_uninstall_puts_git_config_back_and_removes_the_install(
 
     args = ("--uninstall", "--yes") if way == "venv" else ("--uninstall",)
     output = install_sh(env, source, *args).stdout.decode()
-    assert gitconfig.read_bytes() == OTHER_CONFIG
+    assert gitconfig.read_bytes() == theirs
     assert not command.exists() and not command.is_symlink()
+    assert not (env.home / ".local/share/man/man1/git-credential-pat.1").exists()
+    assert not (env.home / ".local/share/bash-completion/completions/git-credential-pat").exists()
     assert not (env.home / ".local/share/git-credential-pat").exists()
     # --yes signs out; without it, nobody at a terminal can be asked, so nothing is signed out.
     assert ("Kept its sign-ins and PATs" in output) == (way == "pipx")

@@ -279,6 +279,27 @@ def test_a_traced_hit_shows_the_lookup_and_the_answer_but_not_the_pat(
     assert "PAT-1234" not in text
 
 
+def test_a_hit_answered_by_git_s_cache_is_traced_where_the_helper_sees_it(kenv: GitEnv) -> None:
+    """With git's credential-cache in front (as configure writes it), git never asks the
+    helper's `get` on a hit, only sends `store` after it; the trace says what that was."""
+    env = configured(kenv)
+    url = "credential.https://dev.azure.com.helper"
+    env.config("--replace-all", url, "cache --timeout=60")
+    env.config("--add", url, "pat")
+    try:
+        env.git("credential", "approve", input=APPROVE)
+        traced = {"GIT_CREDENTIAL_PAT_TRACE": "1"}
+        fill = env.git("credential", "fill", input=REQUEST, extra_env=traced)
+        assert b"password=PAT-1234\n" in fill.stdout
+        assert b"git-credential-pat" not in fill.stderr  # the cache answered
+        done = env.git("credential", "approve", input=APPROVE, extra_env=traced)
+        text = done.stderr.decode()
+        assert "store: git used the stored PAT that get answers with; nothing to change" in text
+        assert "PAT-1234" not in text
+    finally:
+        env.git("credential-cache", "exit", check=False)
+
+
 def test_an_untraced_hit_says_nothing(kenv: GitEnv) -> None:
     env = configured(kenv)
     env.git("credential", "approve", input=APPROVE)

@@ -115,7 +115,8 @@ class Runtime:
         else:
             value = store.read(key)
             how = "read"
-        trace.log(f"{key}: {how}, {'no item' if value is None else 'an item'}")
+        if trace.enabled():  # the hit path: no message is even formatted when off
+            trace.log(f"{key}: {how}, {'no item' if value is None else 'an item'}")
         return value
 
     def store(self, settings: Settings) -> SecretStore:

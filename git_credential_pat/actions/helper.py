@@ -149,8 +149,13 @@ def _store_azure(request: Message, context: OrgContext) -> Answer:
     item = context.item(ahead=True)
     if _holds(item, password):  # the common case: what `get` answered
         entry = policy.servable(item, account, context.settings, now)
-        if not entry or entry["password"] != password or policy.sweep_owed(item, now):
+        stale = not entry or entry["password"] != password or policy.sweep_owed(item, now)
+        if stale:
             _uncache(request)  # so that the next request reaches `get`, which has work to do
+        if trace.enabled():  # with git's cache in front, a hit shows here alone
+            trace.log("store: git used the stored PAT " + (
+                "that get no longer answers with as it is; taken out of git's credential-cache"
+                if stale else "that get answers with; nothing to change"))
         return []
     refused: list[bool] = []
 

@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
+from git_credential_pat import __version__
 from git_credential_pat.actions.context import OrgContext, Runtime, StoredTokenCache
-from git_credential_pat.commands import status
+from git_credential_pat.commands import configure, status
 from git_credential_pat.commands.output import Terminal, show, when
 from git_credential_pat.commands.targets import repo_orgs, stored_orgs
 from git_credential_pat.core import entries, policy, settings as settings_mod
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
                 checks.append(Check(check.__name__, "fail", str(error)))
     failed = any(c.level == "fail" for c in checks)
     if args.json:
-        term.json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+        term.json({"ok": not failed, "version": __version__,
+                   "checks": [asdict(c) for c in checks]})
     else:
         _print(checks, term)
     return 1 if failed else 0
@@ -116,7 +118,7 @@ def helper_on_path(_: Checkup) -> Iterator[Check]:
     exec_path = git.run("--exec-path", ok=(0, 128)).strip()
     found = shutil.which(NAME, path=os.pathsep.join([exec_path, os.environ.get("PATH", "")]))
     if found:
-        yield Check("helper", "ok", f"git runs {found}")
+        yield Check("helper", "ok", f"git runs {found}; this is {NAME} {__version__}")
     else:
         yield Check("helper", "fail", f"git cannot find {NAME} on PATH",
                     "add the directory holding git-credential-pat to PATH, or rerun install.sh")
@@ -127,7 +129,12 @@ def helpers(_: Checkup) -> Iterator[Check]:
         order = gitconfig.applicable_helpers(url)
         shown = ", ".join(show(h) for h in order) or "none"
         name = f"helpers {url.split('//')[1]}"
-        if not any(status.is_ours(h) for h in order):
+        plain = [h for h in order if gitconfig.writes_plaintext(h)]
+        if plain and any(status.is_ours(h) for h in order):
+            yield Check(name, "warn", f"{shown}: '{show(plain[0])}' {configure.PLAINTEXT}",
+                        "git credential-pat configure --exclusive, then git credential-pat "
+                        "migrate")
+        elif not any(status.is_ours(h) for h in order):
             yield Check(name, "fail", f"git does not use git-credential-pat (helpers: {shown})",
                         "git credential-pat configure")
         elif not status.git_uses_helper(order):
@@ -371,7 +378,8 @@ def _failed(name: str, error: HelperError) -> Check:
 def expiring(context: Checkup) -> Iterator[Check]:
     if context.store is None:
         return
-    rows = status.collect(context.store, context.runtime.clock())
+    rows = [row for row in status.collect(context.runtime, context.store,
+                                          context.runtime.clock()) if row.pat]
     for row in rows:
         if row.level != "ok":
             fix = f"git credential-pat rotate {row.org.url}" if row.minted else \

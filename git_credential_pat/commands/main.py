@@ -2,19 +2,21 @@
 
 Each command's options, help and examples are declared once in `COMMANDS`; its work lives in
 the module of this package named there and is imported only when that command runs. Exit
-status: 0 success, 1 failure, 2 usage error. A single unknown word with stdin not a terminal
-is an action a newer git sends to its helpers; git asks helpers to ignore those, so it exits 0
-without a word.
+status: 0 success, 1 failure, 2 usage error. An unknown word is a mistyped command, answered
+with the closest one, unless it is what a newer git sends its helpers (`ACTION_RULE`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import functools
 import importlib
 import os
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -67,7 +69,8 @@ def _org_url(parser: argparse.ArgumentParser) -> None:
 
 
 def _json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON for scripts (what was found, or what was done)")
 
 
 def _login_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +84,7 @@ def _login_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sign in with a code shown here, on any other device's browser")
     parser.add_argument("--account", metavar="UPN", type=_setting_type("account"),
                         help="the Entra account to sign in with")
+    _json(parser)
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +97,12 @@ def _revoke_arguments(parser: argparse.ArgumentParser) -> None:
     _org_url(parser)
     parser.add_argument("--id", metavar="AUTHORIZATION_ID",
                         help="the PAT to revoke (see `list`); default: the one in use")
+    _json(parser)
+
+
+def _rotate_arguments(parser: argparse.ArgumentParser) -> None:
+    _org_url(parser)
+    _json(parser)
 
 
 def _logout_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +111,7 @@ def _logout_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--all", action="store_true",
                        help="every organization, the sign-in cache, and the passwords stored "
                             "for other hosts: the store is left empty")
+    _json(parser)
 
 
 def _scope_arguments(parser: argparse.ArgumentParser, configure: bool = False) -> None:
@@ -118,6 +129,7 @@ def _scope_arguments(parser: argparse.ArgumentParser, configure: bool = False) -
         parser.add_argument("--no-cache", dest="cache", action="store_false",
                             help="do not put git's credential-cache in front: every request "
                                  "then starts git-credential-pat")
+    _json(parser)
 
 
 def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +138,12 @@ def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the current one)")
     parser.add_argument("--dry-run", action="store_true",
                         help="show what would change, with the secrets masked")
+    _json(parser)
+
+
+def _completion_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="SHELL",
+                        help="bash, zsh or fish")
 
 
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,7 +177,7 @@ COMMANDS: tuple[Command, ...] = (
             "--all --json", _list_arguments),
     Command("rotate", "pats:rotate", "mint a replacement PAT now and revoke the old one",
             "git credential-pat rotate\ngit credential-pat rotate https://contoso.visualstudio.com",
-            _org_url),
+            _rotate_arguments),
     Command("revoke", "pats:revoke", "revoke the PAT in use, or any of yours by id",
             "git credential-pat revoke contoso\n"
             "git credential-pat revoke contoso --id 7d1e0c36-1f7e-4a58-9c56-0c2a9e5e2b41",
@@ -176,49 +194,103 @@ COMMANDS: tuple[Command, ...] = (
             lambda parser: _scope_arguments(parser, configure=True)),
     Command("unconfigure", "configure:undo", "remove exactly what configure wrote",
             "git credential-pat unconfigure\ngit credential-pat unconfigure --system",
-            _scope_arguments),
-    Command("migrate", "migrate:run", "move PATs out of remote URLs into the store",
+            _scope_arguments,
+            "Lines you had before configure ran (such as Git Credential Manager's\n"
+            "useHttpPath = true) stay byte for byte: configure notes them as patKeep."),
+    Command("migrate", "migrate:run", "move PATs out of remote URLs and ~/.git-credentials "
+            "into the store",
             "git credential-pat migrate --dry-run ~/src\ngit credential-pat migrate",
-            _migrate_arguments),
+            _migrate_arguments,
+            "Looks in the remotes of the repositories at or under PATH, and in git's\n"
+            "plaintext credential files (~/.git-credentials, ~/.config/git/credentials).\n"
+            "Each PAT is shown to its organization first: one it refuses is removed and not\n"
+            "kept; one it accepts is kept for its owner; one that cannot be checked (the\n"
+            "organization is out of reach) is kept unverified, and said to be. None is kept\n"
+            "when the store already holds the PAT git gets for that organization."),
     Command("settings", "configure:settings_help", "every setting: git config key, environment "
             "variable, default",
             "git credential-pat settings\ngit credential-pat help settings\n"
             "git credential-pat settings --markdown",
             _settings_arguments),
+    Command("completion", "completion:run", "print shell completion for bash, zsh or fish",
+            "git credential-pat completion fish > ~/.config/fish/completions/"
+            "git-credential-pat.fish\n"
+            "source <(git credential-pat completion bash)", _completion_arguments,
+            "Made from the same parser as --help. For bash it also defines\n"
+            "_git_credential_pat, which git's own completion calls, so that\n"
+            "`git credential-pat <TAB>` completes too; install.sh installs it where\n"
+            "bash-completion finds it (~/.local/share/bash-completion/completions)."),
 )
 NAMES = frozenset(c.name for c in COMMANDS) | {"help"}
+HELP_SUMMARY = "show help for a command, or `help settings`"
+# git-credential(1) asks helpers to ignore an action they do not know, so a newer git can add
+# one; a person who mistypes a command deserves to hear so. What git sends tells them apart.
+ACTION_RULE = ("An unknown word alone, with a credential request (key=value lines) arriving\n"
+               "on stdin, is an action from a newer git: it is ignored, exit 0, as git asks.\n"
+               "Any other unknown word is a mistyped command: one line, exit 2.")
+# How long git may take to start writing the request after starting the helper.
+REQUEST_WAIT_SECONDS = 2.0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(width: int | None = None) -> argparse.ArgumentParser:
+    """The one parser: `--help`, `help`, the manual page and shell completion come from it.
+    `width` fixes the help's line length, which is otherwise the terminal's."""
+    formatter: Callable[..., argparse.HelpFormatter] = (
+        functools.partial(argparse.RawDescriptionHelpFormatter, width=width) if width
+        else argparse.RawDescriptionHelpFormatter)
     parser = argparse.ArgumentParser(
-        prog="git credential-pat", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="git credential-pat", formatter_class=formatter,
         description="A git credential helper that keeps Azure DevOps remotes signed in with "
                     "scoped, expiring PATs.\ngit runs it as `git credential-pat get|store|erase`;"
                     " these commands are for you.",
         epilog="exit status: 0 success, 1 failure, 2 usage error\n"
-               "`git credential-pat COMMAND --help` shows a command's options and examples;\n"
-               "`git credential-pat help settings` lists every setting.")
+               "`git credential-pat COMMAND --help` or `git credential-pat help COMMAND`\n"
+               "shows a command's options and examples;\n"
+               "`git credential-pat help settings` lists every setting.\n\n"
+               f"unknown words:\n{textwrap.indent(ACTION_RULE, '  ')}")
     parser.add_argument("--version", action="version", version=f"{NAME} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         sub = commands.add_parser(
             command.name, help=command.summary, description=command.description,
             epilog="examples:\n" + textwrap.indent(command.examples, "  "),
-            formatter_class=argparse.RawDescriptionHelpFormatter)
+            formatter_class=formatter)
         command.arguments(sub)
         sub.set_defaults(handler=command.handler)
-    helps = commands.add_parser("help", help="show help for a command, or `help settings`")
+    helps = commands.add_parser("help", help=HELP_SUMMARY, formatter_class=formatter)
     helps.add_argument("topic", nargs="?", metavar="COMMAND")
-    helps.set_defaults(handler="main:help_topic")
+    helps.add_argument("--man", action="store_true",
+                       help="print the manual page, git-credential-pat(1), in roff")
+    helps.set_defaults(handler="manual:help_topic")
     return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's own parser, by name, for the manual page and shell completion."""
+    # argparse names its subcommands' parsers only in these (stable, if underscored) fields.
+    commands = next(action for action in parser._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    return dict(commands.choices)
+
+
+def options(parser: argparse.ArgumentParser) -> list[tuple[str, str, bool]]:
+    """A parser's options as (option string, help, whether it takes a value), long ones
+    first as people type them."""
+    found = []
+    for action in parser._actions:
+        for flag in sorted(action.option_strings, key=lambda f: (not f.startswith("--"), f)):
+            found.append((flag, action.help or "", action.nargs != 0))
+    return found
 
 
 # -- running -----------------------------------------------------------------------------------
 
 def main(args: list[str]) -> int:
     trace.configure(os.environ.get("GIT_CREDENTIAL_PAT_TRACE", ""))
-    if is_newer_git_action(args):
-        return EXIT_OK
+    if args and not args[0].startswith("-") and args[0] not in NAMES:
+        if len(args) == 1 and _git_sent_a_request():
+            return EXIT_OK
+        return _fail(unknown_command(args[0]), EXIT_USAGE)
     parser = build_parser()
     try:
         options = parser.parse_args(args)
@@ -230,11 +302,30 @@ def main(args: list[str]) -> int:
     return run(options)
 
 
-def is_newer_git_action(args: list[str]) -> bool:
-    """An action git added after this helper was written: one word, sent by git (stdin is a
-    pipe, not a person's terminal). git-credential(1) says to ignore it."""
-    return (len(args) == 1 and not args[0].startswith("-") and args[0] not in NAMES
-            and not (sys.stdin and sys.stdin.isatty()))
+def _git_sent_a_request() -> bool:
+    """Whether stdin brings what git sends a helper: a `key=value` line, arriving within
+    REQUEST_WAIT_SECONDS (`os.read` in a thread, so a silent pipe cannot hold the exit)."""
+    if not sys.stdin or sys.stdin.isatty():
+        return False
+    first: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):
+            first.append(os.read(sys.stdin.fileno(), 4096))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(REQUEST_WAIT_SECONDS)
+    key, equals, _ = (first[0] if first else b"").partition(b"\n")[0].partition(b"=")
+    return bool(equals and key and key.replace(b"_", b"").replace(b"[]", b"").isalnum())
+
+
+def unknown_command(word: str) -> str:
+    """One line for a command that does not exist, naming the closest one."""
+    close = difflib.get_close_matches(word, sorted(NAMES), n=1)
+    hint = (f"did you mean `git credential-pat {close[0]}`?" if close
+            else f"commands: {', '.join(c.name for c in COMMANDS)}, help")
+    return f"no command {word!r}; {hint}"
 
 
 def run(options: argparse.Namespace) -> int:
@@ -267,22 +358,3 @@ def _fail(message: object, status: int) -> int:
     sys.stdout.flush()
     sys.stderr.write(f"{NAME}: {show(message)}\n")
     return status
-
-
-# -- the small commands ------------------------------------------------------------------------
-
-def help_topic(options: argparse.Namespace, term: Terminal) -> int:
-    parser = build_parser()
-    if not options.topic:
-        term.line(parser.format_help().rstrip())
-        return EXIT_OK
-    if options.topic == "settings":
-        from git_credential_pat.commands.configure import settings_help
-
-        return settings_help(argparse.Namespace(markdown=False), term)
-    if options.topic not in NAMES:
-        raise UsageError(f"no command {options.topic!r}; commands: "
-                         f"{', '.join(c.name for c in COMMANDS)}")
-    with contextlib.suppress(SystemExit):  # how argparse ends after printing a command's help
-        parser.parse_args([options.topic, "--help"])
-    return EXIT_OK

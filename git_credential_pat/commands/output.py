@@ -64,6 +64,11 @@ class Terminal:
         self.live = _isatty(self.err)
         self._progress = ""
 
+    def muted(self) -> Terminal:
+        """This terminal for a `--json` run: messages still reach stderr, lines go nowhere, so
+        that stdout holds the JSON alone."""
+        return _Muted(self.out, self.err)
+
     def paint(self, text: str, style: str) -> str:
         if not self.colour or style not in _COLOURS:
             return text
@@ -116,6 +121,11 @@ class Terminal:
         if self.live and self._progress:
             self.err.write("\r\x1b[K")
             self.err.flush()
+
+
+class _Muted(Terminal):
+    def line(self, text: str = "") -> None:
+        del text  # a `--json` run prints its JSON through the unmuted terminal
 
 
 def _isatty(stream: TextIO) -> bool:

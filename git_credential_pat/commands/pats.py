@@ -21,6 +21,7 @@ from git_credential_pat.commands.targets import main_store, resolve, stored_orgs
 from git_credential_pat.core import entries, policy
 from git_credential_pat.core.constants import TOKEN_CACHE_KEY
 from git_credential_pat.core.errors import HelperError, SignInRequired, UsageError
+from git_credential_pat.core.remote import Org
 from git_credential_pat.edges import gitcache, gitconfig
 
 TYPE_CHECKING = False
@@ -58,14 +59,17 @@ def login(args: argparse.Namespace, term: Terminal) -> int:
         overrides["flow"] = "device"
     target = resolve(Runtime(say=term.say), args.org_url, **overrides)
     if policy.machine_identity(target.settings):
-        return _login_identity(target, term)
+        return _login_identity(target, term, args.json)
     current = policy.pick(target.item(), target.settings.account, target.now())
     try:
         if current and _fits(current, target, args):
             with term.progress(f"Signing in for {target.org.name}"):
                 _, token = with_pats(target, lambda client: None)
-            term.line(f"Already set up for {target.org.name} as {show(token.account)}: "
-                      f"{_describe(current, target)}")
+            report(term, args.json,
+                   f"Already set up for {target.org.name} as {show(token.account)}: "
+                   f"{_describe(current, target)}",
+                   organization=target.org.name, done="kept", account=show(token.account),
+                   pat=_stored_json(current, target))
             return 0
         with term.progress(f"Signing in and minting a PAT for {target.org.name}"):
             answer = mint.renew(target, target.settings.account)
@@ -73,11 +77,30 @@ def login(args: argparse.Namespace, term: Terminal) -> int:
         raise HelperError("nobody can be asked to sign in here: no browser (BROWSER, DISPLAY) "
                           "and no terminal (or GIT_TERMINAL_PROMPT=0); run this in a terminal, "
                           "with --device-code to sign in on another device") from None
-    _report_login(target, dict(answer), term)
+    _report_login(target, dict(answer), term, args.json)
     return 0
 
 
-def _login_identity(target: OrgContext, term: Terminal) -> int:
+def report(term: Terminal, as_json: bool, text: str, **fields: object) -> None:
+    """What a command did: a line for people, or (`--json`) the same facts for scripts."""
+    if as_json:
+        term.json(fields)
+    else:
+        term.line(text)
+
+
+def _stored_json(entry: Entry | None, target: OrgContext) -> dict[str, object] | None:
+    """A stored PAT as `--json` describes it, without the secret."""
+    if entry is None:
+        return None
+    expiry = entry.get("password_expiry_utc")
+    return {"authorization_id": entries.pat_id(entry) or None,
+            "scope": show(entries.pat_of(entry).get("scope", "")) or None,
+            "expires": iso(expiry) if expiry is not None else None,
+            "minted_here": entries.minted(entry), "store": target.store.description}
+
+
+def _login_identity(target: OrgContext, term: Terminal, as_json: bool) -> int:
     """A machine identity has no PAT to mint and nobody to sign in: check that it gets its
     token, exactly as `get` will ask for it."""
     from git_credential_pat.edges import identity
@@ -85,10 +108,13 @@ def _login_identity(target: OrgContext, term: Terminal) -> int:
     with term.progress(f"Getting a token for {target.org.name}"):
         token = target.identity_token()
     who = identity.describe(target.settings, target.runtime.environ)
-    term.line(f"Set up for {target.org.name}: git gets Entra access tokens for Azure DevOps as "
-              f"the {show(who)} (this one until {when(token.expires_on)}). No PAT: service "
-              "principals and managed identities cannot have one, so git gets a fresh token on "
-              "every request.")
+    report(term, as_json,
+           f"Set up for {target.org.name}: git gets Entra access tokens for Azure DevOps as "
+           f"the {show(who)} (this one until {when(token.expires_on)}). No PAT: service "
+           "principals and managed identities cannot have one, so git gets a fresh token on "
+           "every request.",
+           organization=target.org.name, done="checked the machine identity",
+           identity=show(who), token_expires=iso(token.expires_on), pat=None)
     return 0
 
 
@@ -105,15 +131,20 @@ def _fits(entry: Entry, target: OrgContext, args: argparse.Namespace) -> bool:
     return args.lifespan_days is None or policy.lifespan_days(entry) == args.lifespan_days
 
 
-def _report_login(target: OrgContext, answer: dict[str, str], term: Terminal) -> None:
+def _report_login(target: OrgContext, answer: dict[str, str], term: Terminal,
+                  as_json: bool) -> None:
     who = show(answer.get("username", ""))
     if policy.looks_like_access_token(answer.get("password", "")):
-        term.line(f"Signed in for {target.org.name} as {who}. No PAT: git gets your Entra "
-                  "sign-in instead (patMode oauth, or the organization refuses PATs).")
+        report(term, as_json,
+               f"Signed in for {target.org.name} as {who}. No PAT: git gets your Entra "
+               "sign-in instead (patMode oauth, or the organization refuses PATs).",
+               organization=target.org.name, done="signed in", account=who, pat=None)
         return
     entry = policy.pick(target.item(), answer.get("username", ""), target.now())
-    term.line(f"Signed in for {target.org.name} as {who}: "
-              f"{_describe(entry, target) if entry else 'PAT stored'}")
+    report(term, as_json, f"Signed in for {target.org.name} as {who}: "
+           f"{_describe(entry, target) if entry else 'PAT stored'}",
+           organization=target.org.name, done="minted", account=who,
+           pat=_stored_json(entry, target))
     _hint_configure(target, term)
 
 
@@ -138,7 +169,9 @@ def list_pats(args: argparse.Namespace, term: Terminal) -> int:
         found, _ = with_pats(target, lambda client: [(state, pat) for state in states
                                                      for pat in client.list(state)])
     ours = target.display_name()
-    in_use = entries.stored_ids(target.item())
+    # The one PAT `get` answers with, as `status` marks it; not every id the store holds.
+    chosen = policy.pick(target.item(), target.settings.account, target.now())
+    in_use = {entries.pat_id(chosen)} - {""} if chosen else set()
     rows = [_pat_json(pat, state, pat.display_name == ours, pat.authorization_id in in_use)
             for state, pat in found]
     if args.json:
@@ -172,6 +205,7 @@ def _pat_cells(row: dict[str, object], pat: Pat) -> tuple[str, ...]:
 
 def rotate(args: argparse.Namespace, term: Terminal) -> int:
     target = _as_before(resolve(Runtime(say=term.say), args.org_url))
+    previous = entries.stored_ids(target.item())
     with term.progress(f"Minting a replacement PAT for {target.org.name}"):
         answer = dict(mint.renew(target, target.settings.account))
     if policy.looks_like_access_token(answer.get("password", "")):
@@ -180,10 +214,20 @@ def rotate(args: argparse.Namespace, term: Terminal) -> int:
     entry = policy.pick(target.item(), answer["username"], target.now())
     new_id = entries.pat_id(entry) if entry else ""
     with term.progress("Checking that the old PATs are revoked"):
-        left, _ = with_pats(target, lambda client: _revoke(
-            client, revoking.ours(client, target) - {new_id}, term))
-    term.line(f"Rotated {target.org.name}: {_describe(entry, target) if entry else ''}")
+        (old, left), _ = with_pats(target, lambda client: _revoke_ours(client, target,
+                                                                         {new_id}, term))
+    report(term, args.json, f"Rotated {target.org.name}: "
+           f"{_describe(entry, target) if entry else ''}",
+           organization=target.org.name, done="rotated", pat=_stored_json(entry, target),
+           revoked=sorted((previous | old) - {new_id} - set(left)), not_revoked=left)
     return 1 if left else 0
+
+
+def _revoke_ours(client: PatClient, target: OrgContext, keep: set[str],
+                 term: Terminal) -> tuple[set[str], list[str]]:
+    """The PATs this tool minted there, but for `keep`, and those of them that stay alive."""
+    old = revoking.ours(client, target) - keep
+    return old, _revoke(client, old, term)
 
 
 def _as_before(target: OrgContext) -> OrgContext:
@@ -214,10 +258,12 @@ def revoke(args: argparse.Namespace, term: Terminal) -> int:
 
     with term.progress(f"Revoking a PAT in {target.org.name}"):
         with_pats(target, revoke_it)
-    _forget(target, authorization_id)
+    forgotten = _forget(target, authorization_id)
     gitcache.forget_org(target.org)
-    term.line(f"Revoked {authorization_id} in {target.org.name}."
-              + ("" if args.id else " The next git command there mints a new PAT."))
+    report(term, args.json, f"Revoked {authorization_id} in {target.org.name}."
+           + ("" if args.id else " The next git command there mints a new PAT."),
+           organization=target.org.name, done="revoked", revoked=authorization_id,
+           forgotten=forgotten)
     return 0
 
 
@@ -233,8 +279,9 @@ def _id_in_use(target: OrgContext) -> str:
     return authorization_id
 
 
-def _forget(target: OrgContext, authorization_id: str) -> None:
-    """Drop the stored credential with this id, keeping everything else in the item."""
+def _forget(target: OrgContext, authorization_id: str) -> bool:
+    """Drop the stored credential with this id, keeping everything else in the item; whether
+    the store held it."""
     doomed = authorization_id.lower()
 
     def drop(item: Item) -> None:
@@ -243,6 +290,8 @@ def _forget(target: OrgContext, authorization_id: str) -> None:
 
     if doomed in {i.lower() for i in entries.stored_ids(target.item())}:
         target.update_item(drop)
+        return True
+    return False
 
 
 def _revoke(client: PatClient, ids: Iterable[str], term: Terminal) -> list[str]:
@@ -260,16 +309,28 @@ def _revoke(client: PatClient, ids: Iterable[str], term: Terminal) -> list[str]:
 
 def logout(args: argparse.Namespace, term: Terminal) -> int:
     runtime = Runtime(say=term.say)
+    done: dict[str, object] = {"done": "logged out", "organizations": [], "signed_out": [],
+                               "emptied": None}
+    lines = term.muted() if args.json else term
     if args.all:
         store = main_store(runtime)
-        clean = [_log_out_of(runtime.org(org), term) for org in stored_orgs(store)]
-        _forget_everything(store, term)
-        return 0 if all(clean) else 1
-    target = resolve(runtime, args.org_url)
-    account = target.settings.account or entries.org_of(target.item()).get("account", "")
-    clean = _log_out_of(target, term)
-    _sign_out(target, account, term)
-    return 0 if clean else 1
+        orgs = stored_orgs(store)
+        clean = [_log_out_of(runtime.org(org), lines) for org in orgs]
+        _forget_everything(store, lines)
+        done.update(organizations=_logged_out(orgs, clean), emptied=store.description)
+    else:
+        target = resolve(runtime, args.org_url)
+        account = target.settings.account or entries.org_of(target.item()).get("account", "")
+        clean = [_log_out_of(target, lines)]
+        done.update(organizations=_logged_out([target.org], clean),
+                    signed_out=_sign_out(target, account, lines))
+    if args.json:
+        term.json(done)
+    return 0 if all(clean) else 1
+
+
+def _logged_out(orgs: list[Org], clean: list[bool]) -> list[dict[str, object]]:
+    return [{"organization": org.name, "all_revoked": ok} for org, ok in zip(orgs, clean)]
 
 
 def _log_out_of(target: OrgContext, term: Terminal) -> bool:
@@ -304,18 +365,20 @@ def _forget_everything(store: SecretStore, term: Terminal) -> None:
     term.line(f"Signed out and emptied {store.description}.")
 
 
-def _sign_out(target: OrgContext, account: str, term: Terminal) -> None:
+def _sign_out(target: OrgContext, account: str, term: Terminal) -> list[str]:
     """Forget the account in the sign-in cache, unless another organization still in the
-    store signs in with it."""
+    store signs in with it; the accounts signed out."""
     if not account:
-        return
+        return []
     for org in stored_orgs(target.store):
         other = entries.load(target.store.read(org.url))
         if entries.org_of(other).get("account", "").lower() == account.lower():
-            return
+            return []
     from git_credential_pat.edges import signin
 
     sign = signin.SignIn(target.settings, target.http, StoredTokenCache(target.store),
                          target.runtime)
-    for gone in sign.sign_out(account):
-        term.line(f"Signed out {show(gone)}.")
+    gone = [show(name) for name in sign.sign_out(account)]
+    for name in gone:
+        term.line(f"Signed out {name}.")
+    return gone

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from git_credential_pat import __version__
 from git_credential_pat.actions.context import Runtime
+from git_credential_pat.commands.configure import plaintext_warnings
 from git_credential_pat.commands.output import Terminal, days_left, expiry_note, iso, show
 from git_credential_pat.commands.targets import main_store, repo_orgs, stored_orgs
 from git_credential_pat.core import entries, policy
@@ -37,6 +39,18 @@ class OrgStatus:
     note: str
     level: str  # ok | warn | fail
     helpers: list[str]
+    pat: bool = True  # False for an organization known from a sign-in that holds no PAT now
+    in_use: bool = False  # the credential `get` answers with for the organization
+    here: bool = False  # the current repository's remotes point to the organization
+
+    @property
+    def used(self) -> str:
+        """How `get` uses this credential, as the USED column says it."""
+        if not self.pat:
+            return "-"
+        if not self.in_use:
+            return "never"
+        return "this repo" if self.here else "yes"
 
     def as_json(self, now: float) -> dict[str, object]:
         return {
@@ -45,7 +59,8 @@ class OrgStatus:
             "expires": iso(self.expiry) if self.expiry is not None else None,
             "days_left": days_left(self.expiry, now) if self.expiry is not None else None,
             "level": self.level, "note": self.note, "helpers": self.helpers,
-            "git_uses_helper": git_uses_helper(self.helpers),
+            "git_uses_helper": git_uses_helper(self.helpers), "pat_stored": self.pat,
+            "in_use": self.in_use, "current_repository": self.here,
         }
 
 
@@ -109,15 +124,25 @@ def git_note(helpers: list[str]) -> str:
     return "no"
 
 
-def collect(store: SecretStore, now: float) -> list[OrgStatus]:
-    """Every organization in the store, one row per credential it holds."""
+def collect(runtime: Runtime, store: SecretStore, now: float) -> list[OrgStatus]:
+    """Every organization in the store, one row per credential it holds, marking the one
+    `get` answers with (`policy.pick`, for the account the settings name) and the
+    organizations of the current repository. `status`, `doctor` and `list` count from here."""
     rows: list[OrgStatus] = []
+    here = repo_orgs()
     for org in stored_orgs(store):
         item = entries.load(store.read(org.url))
         helpers = gitconfig.applicable_helpers(f"{org.url}/")
-        rows += [_row(org, entry, now, helpers) for entry in item["credentials"]]
+        chosen = policy.pick(item, runtime.settings(org.url).account, now)
+        for entry in item["credentials"]:
+            row = _row(org, entry, now, helpers)
+            row.in_use, row.here = entry is chosen, org in here
+            if chosen is not None and not row.in_use:
+                row.note = f"{row.note}; git gets another PAT"
+            rows.append(row)
         if not item["credentials"]:
             rows.append(_empty_row(org, item, helpers))
+            rows[-1].here = org in here
     return rows
 
 
@@ -138,7 +163,8 @@ def _empty_row(org: Org, item: Item, helpers: list[str]) -> OrgStatus:
                "git gets your Entra sign-in"
     else:
         note = "no PAT stored; the next git command mints one"
-    return OrgStatus(org, show(known.get("account", "")), None, False, None, note, "ok", helpers)
+    return OrgStatus(org, show(known.get("account", "")), None, False, None, note, "ok", helpers,
+                     pat=False)
 
 
 def run(args: argparse.Namespace, term: Terminal) -> int:
@@ -147,15 +173,19 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     now = runtime.clock()
     machines = machine_identities(runtime, repo_orgs())
     try:
-        rows = collect(store, now)
+        rows = collect(runtime, store, now)
     except HelperError as error:
         if not machines:
             raise
         rows, unusable = [], f"not usable ({error}); machine identities do not need it"
     else:
         unusable = ""
+    warnings = plaintext_warnings()
     if args.json:
         term.json({"store": store.description, "store_error": unusable or None,
+                   "warnings": warnings,
+                   "version": __version__,
+                   "current_repository": [o.name for o in repo_orgs()],
                    "organizations": [r.as_json(now) for r in rows],
                    "identities": [m.as_json() for m in machines]})
         return 0
@@ -165,17 +195,22 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     if not rows and not machines:
         term.line("No Azure DevOps organization is stored yet. A clone signs in, or run: "
                   f"git credential-pat login https://{ORG_HOST}/ORG")
+        for warning in warnings:
+            term.line(warning)
         return 0
     if rows:
         term.table(
-            ("ORGANIZATION", "ACCOUNT", "SCOPE", "PAT", "GIT USES HELPER"),
-            [(r.org.name, r.account or "-", r.scope or "-", r.note, git_note(r.helpers))
+            ("ORGANIZATION", "ACCOUNT", "SCOPE", "PAT", "USED", "GIT USES HELPER"),
+            [(r.org.name, r.account or "-", r.scope or "-", r.note, r.used, git_note(r.helpers))
              for r in rows],
-            [("", "", "", r.level, "" if git_uses_helper(r.helpers) else "warn") for r in rows])
+            [("", "", "", r.level, "ok" if r.here and r.in_use else "",
+              "" if git_uses_helper(r.helpers) else "warn") for r in rows])
     term.line(f"\nStored in: {unusable or store.description}")
     if any(not git_uses_helper(r.helpers) for r in rows):
         term.line("git does not ask git-credential-pat first for some of these; "
                   "run: git credential-pat configure")
+    for warning in warnings:
+        term.line(warning)
     return 0
 
 

@@ -39,6 +39,12 @@ def is_cache(helper: str) -> bool:
     return helper_program(helper) == "git-credential-cache"
 
 
+def writes_plaintext(helper: str) -> bool:
+    """Whether a `credential.helper` value keeps what git hands it in a plain-text file: git's
+    `store` (~/.git-credentials, or its --file)."""
+    return helper_program(helper) == "git-credential-store"
+
+
 def cache_available() -> bool:
     """git has no credential-cache where it was built without Unix sockets (often on Windows).
     Asked about a host that cannot exist, a working cache answers nothing and exits 0."""
