@@ -135,3 +135,9 @@ def test_the_display_name_tells_machines_and_installations_apart() -> None:
     assert name != policy.display_name(Org("contoso"), "build-01", "/home/bob", "OS keyring (x)")
     assert name == policy.display_name(Org("contoso"), "build-01", "/home/alice",
                                        "OS keyring (x)")
+
+
+def test_a_sweep_may_revoke_only_older_unstored_pats_and_only_with_the_kept_one_listed() -> None:
+    listed = {"old": 1.0, "stored": 2.0, "kept": 3.0, "same": 3.0, "newer": 4.0}
+    assert policy.sweepable(listed, {"stored", "kept"}, "kept") == {"old"}
+    assert policy.sweepable({"old": 1.0}, set(), "kept") == set()

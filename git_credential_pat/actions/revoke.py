@@ -35,6 +35,14 @@ def ours(client: PatClient, context: OrgContext) -> set[str]:
     return {p.authorization_id for p in client.list() if p.display_name == name}
 
 
+def sweepable(client: PatClient, context: OrgContext, keep: str) -> set[str]:
+    """This installation's PATs that were replaced or orphaned before `keep`, and are stored
+    nowhere now (`policy.sweepable`)."""
+    name = context.display_name()
+    listed = {p.authorization_id: p.created for p in client.list() if p.display_name == name}
+    return policy.sweepable(listed, entries.stored_ids(context.item()), keep)
+
+
 def sweep(context: OrgContext, token: AccessToken, keep: Entry, replaced: list[Entry]) -> None:
     """Revoke what this installation minted before `keep`. Best effort: git already has its
     answer; what could not be revoked is tried again by a `get` an hour later
@@ -43,11 +51,11 @@ def sweep(context: OrgContext, token: AccessToken, keep: Entry, replaced: list[E
     doomed = {entries.pat_id(e) for e in replaced}
     done = True
     try:
-        doomed |= ours(client, context)
+        doomed |= sweepable(client, context, entries.pat_id(keep))
     except HelperError as error:
         trace.log(f"could not list PATs: {error}")
         done = False
-    doomed -= {entries.pat_id(keep), ""}
+    doomed -= entries.stored_ids(context.item()) | {entries.pat_id(keep), ""}
     for authorization_id in sorted(doomed):
         done = not revoke_one(client, authorization_id) and done
     if doomed:  # git's cache may still hand them out, for this or another path of the org

@@ -178,7 +178,7 @@ def rotate(args: argparse.Namespace, term: Terminal) -> int:
     new_id = entries.pat_id(entry) if entry else ""
     with term.progress("Checking that the old PATs are revoked"):
         client, _ = sign_in(target)
-        left = _revoke(client, revoking.ours(client, target) - {new_id}, term)
+        left = _revoke(client, revoking.sweepable(client, target, new_id), term)
     term.line(f"Rotated {target.org.name}: {_describe(entry, target) if entry else ''}")
     return 1 if left else 0
 

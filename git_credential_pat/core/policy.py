@@ -65,6 +65,17 @@ def sweep_owed(item: Item, now: float) -> bool:
     return entries.org_of(item).get("sweep_due", now + 1) <= now
 
 
+def sweepable(listed: Mapping[str, float], stored: set[str], keep: str) -> set[str]:
+    """Which of this installation's PATs (id: when it was made, as the organization lists
+    them) a sweep may revoke: only those provably replaced or orphaned, made before the PAT
+    kept and held by no stored entry. A newer one may be another process's, minted a moment
+    ago and on its way to git; that process stores it, or finds the kept one stored first and
+    revokes its own. Without the kept PAT in the list nothing is provable."""
+    if keep not in listed:
+        return set()
+    return {pat for pat, made in listed.items() if made < listed[keep] and pat not in stored}
+
+
 def falls_back(mode: str, code: str, status: int) -> bool:
     """Whether a refusal to mint means git should get the Entra access token instead."""
     return mode == "auto" and (code in FALLBACK_CODES or status in (401, 403))

@@ -12,7 +12,7 @@ import calendar
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import requests
 
@@ -24,7 +24,7 @@ from git_credential_pat.edges import http, trace
 API_VERSION = "7.1-preview.1"
 PAGE_SIZE = 100
 _ISO_DATE = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.\d+)?(Z|[+-]\d\d:?\d\d)?", re.ASCII)
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?", re.ASCII)
 
 
 @dataclass
@@ -38,6 +38,8 @@ class Pat:
     valid_to: int
     target_accounts: list[str]
     token: str | None
+    # validFrom to the fraction of a second, which tells which of two PATs is newer
+    created: float = field(default=0.0, compare=False)
 
 
 class PatApiError(HelperError):
@@ -176,6 +178,7 @@ def _pat(item: dict, org: str) -> Pat:
             valid_to=parse_time(item["validTo"]),
             target_accounts=[str(a) for a in item.get("targetAccounts") or []],
             token=item.get("token") or None,
+            created=parse_instant(item["validFrom"]),
         )
     except (KeyError, TypeError, ValueError):
         raise HelperError(f"Azure DevOps described a PAT of {org} in an unexpected shape "
@@ -185,19 +188,25 @@ def _pat(item: dict, org: str) -> Pat:
 
 
 def parse_time(text: str) -> int:
-    """Unix seconds from the API's ISO 8601 dates (`2020-11-02T22:56:52.1033333Z`), whose
-    seven fractional digits Python 3.9's `fromisoformat` refuses."""
+    """Whole Unix seconds from the API's ISO 8601 dates (`2020-11-02T22:56:52.1033333Z`)."""
+    return int(parse_instant(text))
+
+
+def parse_instant(text: str) -> float:
+    """Unix seconds with their fraction, from dates whose seven fractional digits Python 3.9's
+    `fromisoformat` refuses."""
     match = _ISO_DATE.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match:
         raise ValueError(f"not an ISO 8601 date: {text!r}")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    zone = match.group(7) or "Z"
+    fraction = float(match.group(7) or 0)
+    zone = match.group(8) or "Z"
     offset = 0
     if zone != "Z":
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return calendar.timegm((year, month, day, hour, minute, second)) - offset
+    return calendar.timegm((year, month, day, hour, minute, second)) - offset + fraction
 
 
 def format_time(seconds: int) -> str:
