@@ -75,35 +75,48 @@ def sweep(context: OrgContext, token: AccessToken, keep: Entry, replaced: list[E
         trace.log(f"could not record the sweep: {error}")
 
 
+def _owe_sweep(context: OrgContext, when: int) -> None:
+    context.update_item(lambda fresh: entries.org_of(fresh).update(sweep_due=when))
+
+
 def finish_sweep(context: OrgContext, entry: Entry, item: Item) -> None:
     """On a `get` that found a sweep owed (a mint's process was killed, or revoking failed):
-    sweep now if sign-in needs no person and no other process is minting. Never raises: git
-    gets the stored PAT whatever happens here."""
+    sweep now if that costs git nothing it would notice: no other process minting or signing
+    in (neither lock is waited for), sign-in needing no person, and every request bounded
+    (`OrgContext.briefly`); otherwise an hour later. Never raises: git gets the stored PAT
+    whatever happens here."""
+    quick = context.briefly()
     try:
-        with context.mint_lock(timeout=0):
-            if "sweep_due" not in entries.org_of(context.item()):
+        with quick.mint_lock(timeout=0):
+            if "sweep_due" not in entries.org_of(quick.item()):
                 return  # another process has just done it
             try:
-                token = context.token(context.tenant(item), entry.get("username", ""),
-                                      interactive=False)
+                token = quick.token(quick.tenant(item), entry.get("username", ""),
+                                    interactive=False, wait=0)
             except HelperError:
-                later = int(context.now()) + policy.SWEEP_RETRY
-                context.update_item(lambda fresh: entries.org_of(fresh).update(sweep_due=later))
+                _owe_sweep(quick, int(quick.now()) + policy.SWEEP_RETRY)
                 raise
-            sweep(context, token, entry, [])
+            sweep(quick, token, entry, [])
     except HelperError as error:
         trace.log(f"not revoking old PATs now: {error}")
 
 
 def revoke_quietly(context: OrgContext, gone: list[Entry], item: Item) -> None:
-    """After git saw a PAT refused: revoke it server-side if sign-in needs no person."""
+    """After git saw a PAT refused: revoke it server-side if that costs git nothing it would
+    notice (as for `finish_sweep`). Otherwise the next `get` owes a sweep, which revokes it
+    as an orphan."""
+    quick = context.briefly()
     try:
-        tenant = context.tenant(item)
-        token = context.token(tenant, entries.org_of(item).get("account", ""),
-                              interactive=False)
+        tenant = quick.tenant(item)
+        token = quick.token(tenant, entries.org_of(item).get("account", ""),
+                            interactive=False, wait=0)
+        client = quick.pats(token)
+        left = [e for e in gone if revoke_one(client, entries.pat_id(e))]
     except HelperError as error:
         trace.log(f"not revoking after erase: {error}")
-        return
-    client = context.pats(token)
-    for entry in gone:
-        revoke_one(client, entries.pat_id(entry))
+        left = gone
+    if left:
+        try:
+            _owe_sweep(quick, int(quick.now()))
+        except HelperError as error:
+            trace.log(f"could not record the revocation owed: {error}")
