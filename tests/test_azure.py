@@ -210,6 +210,32 @@ def test_a_pat_revoked_on_the_server_fails_once_then_a_fresh_one_is_minted(
     assert len(git_auth_failures(azure)) == 1
 
 
+REFUSED = ("git-credential-pat: the PAT for contoso was refused (revoked, expired or out of "
+           "scope); it is forgotten, and the next git command gets a new one")
+
+
+def test_a_pat_refused_by_the_server_is_explained_in_one_line(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    aenv.git("ls-remote", REPO_URL)
+    azure.revoke_pat(azure.pats[0].authorization_id)
+    failed = aenv.git("ls-remote", REPO_URL, check=False)
+    said = [line for line in failed.stderr.decode().splitlines() if "git-credential-pat" in line]
+    assert failed.returncode != 0 and said == [REFUSED]
+    again = aenv.git("ls-remote", REPO_URL)
+    assert b"git-credential-pat" not in again.stderr and azure.minted_count() == 2
+
+
+def test_an_erase_without_a_password_forgets_but_revokes_nothing(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    """A tool's `git credential reject` names no password: nothing git saw refused."""
+    aenv.fill(REPO_URL)
+    done = aenv.git("credential", "reject", input=f"url={REPO_URL}\n\n")
+    assert stored(aenv)["credentials"] == [] and b"git-credential-pat" not in done.stderr
+    assert not azure.pats[0].revoked
+    aenv.fill(REPO_URL)  # a new PAT; the forgotten one is now an orphan, and its sweep revokes it
+    assert azure.pats[0].revoked and not azure.pats[1].revoked
+
+
 def test_when_the_org_forbids_pats_git_gets_the_access_token_and_is_told_once(
         aenv: GitEnv, azure: FakeAzure) -> None:
     azure.policy("contoso", disable_creation=True)

@@ -199,7 +199,9 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
     """Forget the credential git just saw refused, and revoke it if this tool minted it.
 
     The password must match: an erase for an old PAT never removes the newer one another
-    process stored meanwhile.
+    process stored meanwhile. An erase without one (a tool's `git credential reject`) forgets
+    what git's matching rules name but revokes nothing: only a PAT git saw refused is known to
+    be of no use to anyone.
     """
     if (policy.machine_identity(context.settings)
             or policy.looks_like_access_token(request.get("password") or "")):
@@ -219,8 +221,11 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
     from git_credential_pat.edges import gitcache
 
     gitcache.forget_org(context.org)  # git erased it for this path; other paths hold it too
-    minted = [e for e in gone if entries.minted(e)]
+    refused = request.get("password")
+    minted = [e for e in gone if entries.minted(e) and e.get("password") == refused]
     if minted:
+        context.say(f"the PAT for {context.org.name} was refused (revoked, expired or out of "
+                    "scope); it is forgotten, and the next git command gets a new one")
         from git_credential_pat.actions import revoke
 
         revoke.revoke_quietly(context, minted, item)
