@@ -273,6 +273,7 @@ class State:
             self.authorize_count = 0
             self.devicecode_count = 0
             self.pat_error_status = 200
+            self.create_answers: list[dict[str, object]] = []  # fields the next creates change
             self.offset_seconds = 0.0
 
     # -- clock -------------------------------------------------------------------------------
