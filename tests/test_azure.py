@@ -11,6 +11,7 @@ import concurrent.futures
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -39,9 +40,9 @@ def stored(env: GitEnv) -> dict:
 def test_first_clone_signs_in_once_and_mints_one_scoped_org_pat(
         aenv: GitEnv, azure: FakeAzure) -> None:
     done = aenv.git("clone", REPO_URL, "repo")
-    said = [line for line in done.stderr.decode().splitlines() if "git-credential-pat" in line]
-    assert said == ["git-credential-pat: opening a browser to sign in for Azure DevOps "
-                    "organization contoso"]
+    [said] = [line for line in done.stderr.decode().splitlines() if "git-credential-pat" in line]
+    assert said.startswith("git-credential-pat: opening a browser to sign in for Azure DevOps "
+                           "organization contoso: https://login.microsoftonline.com/")
     assert (aenv.home / "repo" / "README.md").exists()
     [pat] = azure.pats
     assert pat.org == "contoso" and pat.user == ALICE and not pat.all_orgs
@@ -297,6 +298,35 @@ def test_without_a_person_to_sign_in_it_fails_fast_and_says_what_to_run(
     assert done.returncode != 0
     assert b"git credential-pat login https://dev.azure.com/contoso" in done.stderr
     assert azure.minted_count() == 0 and azure.authorize_count == 0
+
+
+def test_a_sign_in_nobody_completes_names_the_next_step_and_git_prompts_for_nothing(
+        aenv: GitEnv, azure: FakeAzure, tmp_path: Path) -> None:
+    """A browser that never appears: after patSigninTimeout the helper says what to run, and
+    git, told to stop, asks nobody for a user name and password (unless patGitPrompt)."""
+    asked = tmp_path / "asked"
+    askpass = tmp_path / "askpass"
+    askpass.write_text(f'#!/bin/sh\necho "$1" >> "{asked}"\necho typed\n')
+    askpass.chmod(0o755)
+    env = {k: v for k, v in aenv.env.items() if k != "GIT_TERMINAL_PROMPT"}
+    env.update(BROWSER="true %s", GIT_ASKPASS=str(askpass),
+               GIT_CREDENTIAL_PAT_SIGNIN_TIMEOUT="2")
+
+    def ls_remote() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["git", "ls-remote", REPO_URL], env=env, cwd=aenv.home,
+                              capture_output=True, timeout=60, start_new_session=True,
+                              stdin=subprocess.DEVNULL, check=False)
+
+    done = ls_remote()
+    said = [line for line in done.stderr.decode().splitlines() if "git-credential-pat" in line]
+    assert done.returncode != 0 and said[-1] == (
+        "git-credential-pat: sign-in for Azure DevOps organization contoso was not completed "
+        "within 2 seconds; to try again, run: git credential-pat login --device-code "
+        "https://dev.azure.com/contoso"), said
+    assert not asked.exists() and azure.minted_count() == 0
+    env["GIT_CREDENTIAL_PAT_GIT_PROMPT"] = "true"
+    assert ls_remote().returncode != 0
+    assert asked.read_text().startswith("Username for 'https://dev.azure.com")
 
 
 def test_a_pipeline_token_is_used_as_given_and_never_stored(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from git_credential_pat.actions.context import OrgContext, Runtime, update_item
 from git_credential_pat.core import entries, policy
+from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.protocol import Message, described, request_url
 from git_credential_pat.core.remote import Org, account_hint, azure_org
 from git_credential_pat.edges import trace
@@ -123,7 +124,13 @@ def _answer_from_store(request: Message, context: OrgContext) -> Answer:
     trace.log(f"no stored PAT serves {account or 'the usual account'} as it is: obtaining one")
     from git_credential_pat.actions import mint
 
-    return mint.obtain(context, account)
+    try:
+        return mint.obtain(context, account)
+    except HelperError as error:
+        # git's own prompt would ask for a user name and password, where people type their
+        # Microsoft password, which Azure DevOps refuses; unless patGitPrompt asks for it.
+        error.quit_git = not context.settings.git_prompt
+        raise
 
 
 def _store_azure(request: Message, context: OrgContext) -> Answer:
