@@ -237,6 +237,31 @@ def test_an_erase_without_a_password_forgets_but_revokes_nothing(
     assert azure.pats[0].revoked and not azure.pats[1].revoked
 
 
+READ_ONLY = ("git-credential-pat: the PAT for contoso can fetch but not push (scope vso.code); "
+             "to push, run: git config --global credential.https://dev.azure.com/contoso.patScope "
+             "vso.code_write, then: git credential-pat login --scope vso.code_write "
+             "https://dev.azure.com/contoso")
+
+
+def test_a_pat_that_may_only_read_is_kept_when_a_push_is_refused(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    """Azure DevOps answers a push with a read-only PAT with 401, and git erases it: the PAT
+    still fetches, so it stays, and the person learns how to get one that pushes."""
+    azure.refuse_scope_with(401)
+    aenv.config("credential.https://dev.azure.com/contoso.patScope", "vso.code")
+    aenv.git("clone", REPO_URL, "work")
+    work = aenv.home / "work"
+    for n in range(3):
+        aenv.git("commit", "-q", "--allow-empty", "-m", f"change {n}", cwd=work)
+        push = aenv.git("push", "origin", "HEAD:main", cwd=work, check=False)
+        said = [line for line in push.stderr.decode().splitlines() if "git-credential-pat" in line]
+        assert push.returncode != 0 and said == [READ_ONLY], push.stderr
+    [pat] = azure.pats
+    assert not pat.revoked and stored(aenv)["credentials"][0]["password"] == pat.token
+    aenv.git("fetch", cwd=work)
+    assert azure.minted_count() == 1
+
+
 def test_when_the_org_forbids_pats_git_gets_the_access_token_and_is_told_once(
         aenv: GitEnv, azure: FakeAzure) -> None:
     azure.policy("contoso", disable_creation=True)

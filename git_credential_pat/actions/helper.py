@@ -214,8 +214,20 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
             or policy.looks_like_access_token(request.get("password") or "")):
         return []  # an access token is never stored, and cannot be revoked
     query = _erased(request, context.org)
-    if not entries.matching(context.item(ahead=True), query):
+    found = entries.matching(context.item(ahead=True), query)
+    if not found:
         return []
+    if len(found) == 1 and policy.reads_only(found[0]) and request.get("password"):
+        from git_credential_pat.actions import revoke
+
+        if revoke.still_works(context, found[0]):  # so it was refused for a push
+            scope = entries.pat_of(found[0])["scope"]
+            url = context.org.url
+            context.say(f"the PAT for {context.org.name} can fetch but not push (scope {scope}); "
+                        f"to push, run: git config --global credential.{url}.patScope "
+                        f"vso.code_write, then: git credential-pat login --scope vso.code_write "
+                        f"{url}")
+            return []
     gone: list[Entry] = []
 
     def forget(fresh: Item) -> bool:

@@ -101,6 +101,20 @@ def finish_sweep(context: OrgContext, entry: Entry, item: Item) -> None:
         trace.log(f"not revoking old PATs now: {error}")
 
 
+def still_works(context: OrgContext, entry: Entry) -> bool:
+    """Whether a PAT git saw refused still works for what its scope allows (a push refused
+    to a PAT that may only read); bounded like other work git waits on, and on any doubt
+    it does not."""
+    from git_credential_pat.edges.patapi import pat_works
+
+    quick = context.briefly()
+    try:
+        return pat_works(quick.org.url, entry["password"], quick.http, quick.settings.timeout)
+    except HelperError as error:
+        trace.log(f"could not check the refused PAT: {error}")
+        return False
+
+
 def revoke_quietly(context: OrgContext, gone: list[Entry], item: Item) -> None:
     """After git saw a PAT refused: revoke it server-side if that costs git nothing it would
     notice (as for `finish_sweep`). Otherwise the next `get` owes a sweep, which revokes it

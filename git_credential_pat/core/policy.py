@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 Answer = list[tuple[str, str]]
 SWEEP_RETRY = 3600  # seconds before a failed sweep is tried again
+PUSH_SCOPES = frozenset({"vso.code_write", "vso.code_manage", "vso.code_full", "app_token"})
 # Organization answers that mean "no PATs for you here", where an access token still works.
 FALLBACK_CODES = frozenset({"disablePatCreationPolicyViolation", "globalPATCreationBlocked",
                             "accessDenied"})
@@ -74,6 +75,13 @@ def sweepable(listed: Mapping[str, float], stored: set[str], keep: str) -> set[s
     if keep not in listed:
         return set()
     return {pat for pat, made in listed.items() if made < listed[keep] and pat not in stored}
+
+
+def reads_only(entry: Entry) -> bool:
+    """A minted PAT whose scope lets git fetch but not push: refused on a push, it still
+    works, and revoking it would only mint its twin on the next fetch."""
+    scope = set(entries.pat_of(entry).get("scope", "").split())
+    return entries.minted(entry) and bool(scope) and not scope & PUSH_SCOPES
 
 
 def falls_back(mode: str, code: str, status: int) -> bool:

@@ -180,6 +180,15 @@ class PatClient:
         return result
 
 
+def pat_works(org_url: str, token: str, session: requests.Session, timeout: float) -> bool:
+    """Whether Azure DevOps takes a PAT at all: the organization's connection data, which
+    every PAT of it may read whatever its scope."""
+    secret(token)
+    response = http.call(session, "GET", f"{org_url}/_apis/connectionData",
+                         step="checking a refused PAT", timeout=timeout, auth=("pat", token))
+    return response.status_code == 200
+
+
 def _unusable(pat: Pat, now: float) -> str:
     """What makes a just-created PAT unusable, or "": a token git can be handed on one line,
     an id the API can be asked about, and dates with the expiry still ahead."""

@@ -274,6 +274,7 @@ class State:
             self.devicecode_count = 0
             self.pat_error_status = 200
             self.create_answers: list[dict[str, object]] = []  # fields the next creates change
+            self.scope_refusal_status = 403  # for a push with a PAT that may only read
             self.offset_seconds = 0.0
 
     # -- clock -------------------------------------------------------------------------------
