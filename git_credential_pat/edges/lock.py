@@ -27,7 +27,7 @@ POLL_SECONDS = 0.05
 def lock_dir() -> str:
     local = os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else ""
     base = local or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "git-credential-pat", "locks")
+    path = os.path.join(base, "git-credential-pat", "git-credential-pat-locks")
     if not os.path.isdir(path):
         _private_dirs(path)
     return path
