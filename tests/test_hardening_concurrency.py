@@ -16,8 +16,14 @@ import pytest
 from tests.azurefixtures import REPO_URL, at_fake_time, configured
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv, parse_answer
-from tests.hardening import assert_no_orphan_pats, stored_item
-from tests.netfixtures import Contoso
+from tests.hardening import (
+    assert_no_orphan_pats,
+    fault_taken,
+    start_git,
+    stored_item,
+    wait_until,
+)
+from tests.netfixtures import ALICE, Contoso
 
 PARALLEL = 32
 PLAIN_KEY = "https://git.example.com"
@@ -90,6 +96,25 @@ def test_a_sweep_revokes_orphans_but_never_a_pat_made_after_the_one_it_keeps(
     revoked = {p.authorization_id: p.revoked for p in azure.pats}
     assert revoked == {kept.authorization_id: False, orphan.authorization_id: True,
                        newer.authorization_id: False}
+
+
+def test_a_mint_that_finds_another_process_s_pat_stored_meanwhile_answers_with_it(
+        kazure: GitEnv, azure: FakeAzure) -> None:
+    """While one process waits for its PAT to be created, another stores one (here git's
+    `approve` of a PAT made elsewhere): that one may be in git's hands already, so it stays,
+    and the PAT nobody has seen yet is revoked."""
+    azure.delay("pat_create", 2)
+    git = start_git(kazure, "credential", "fill", input=f"url={REPO_URL}\n\n".encode())
+    wait_until(lambda: fault_taken(azure, "pat_create"), 20, "the PAT to be created")
+    other = azure.issue_pat("contoso", ALICE)
+    kazure.git("credential", "approve", input=f"url={REPO_URL}\nusername={ALICE}\n"
+                                               f"password={other.token}\n\n")
+    status, out, err = git.finish()
+    assert status == 0, err
+    assert parse_answer(out)["password"] == other.token
+    minted = [p for p in azure.pats if p.authorization_id != other.authorization_id]
+    assert [p.revoked for p in minted] == [True]
+    assert stored_item(kazure)["credentials"][0]["password"] == other.token
 
 
 def test_parallel_fills_when_a_rotation_is_due_rotate_once(
