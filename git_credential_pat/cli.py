@@ -52,6 +52,8 @@ def run_helper(action: str) -> None:
     except protocol.ProtocolError as error:
         fail(f"ignoring the request: {error}")
     except HelperError as error:
+        if error.quit_git:
+            sys.stdout.buffer.write(b"quit=1\n")
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted", 130)

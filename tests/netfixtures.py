@@ -153,9 +153,11 @@ def browser_fixture(azure: FakeAzure, monkeypatch: pytest.MonkeyPatch) -> dict[s
 
 
 def headless_env(**extra: str) -> dict[str, str]:
-    """An environment with no display and no browser: a server, a container, CI."""
+    """An environment with no display and no browser: a server, a container, CI (and not
+    logged in over SSH, whatever the test runner is)."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER", "GIT_TERMINAL_PROMPT")}
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER", "GIT_TERMINAL_PROMPT",
+                        "SSH_CONNECTION", "SSH_TTY", "SSH_CLIENT")}
     env.update(extra)
     return env
 

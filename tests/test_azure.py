@@ -11,6 +11,7 @@ import concurrent.futures
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -39,9 +40,9 @@ def stored(env: GitEnv) -> dict:
 def test_first_clone_signs_in_once_and_mints_one_scoped_org_pat(
         aenv: GitEnv, azure: FakeAzure) -> None:
     done = aenv.git("clone", REPO_URL, "repo")
-    said = [line for line in done.stderr.decode().splitlines() if "git-credential-pat" in line]
-    assert said == ["git-credential-pat: opening a browser to sign in for Azure DevOps "
-                    "organization contoso"]
+    [said] = [line for line in done.stderr.decode().splitlines() if "git-credential-pat" in line]
+    assert said.startswith("git-credential-pat: opening a browser to sign in for Azure DevOps "
+                           "organization contoso: https://login.microsoftonline.com/")
     assert (aenv.home / "repo" / "README.md").exists()
     [pat] = azure.pats
     assert pat.org == "contoso" and pat.user == ALICE and not pat.all_orgs
@@ -210,6 +211,57 @@ def test_a_pat_revoked_on_the_server_fails_once_then_a_fresh_one_is_minted(
     assert len(git_auth_failures(azure)) == 1
 
 
+REFUSED = ("git-credential-pat: the PAT for contoso was refused (revoked, expired or out of "
+           "scope); it is forgotten, and the next git command gets a new one")
+
+
+def test_a_pat_refused_by_the_server_is_explained_in_one_line(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    aenv.git("ls-remote", REPO_URL)
+    azure.revoke_pat(azure.pats[0].authorization_id)
+    failed = aenv.git("ls-remote", REPO_URL, check=False)
+    said = [line for line in failed.stderr.decode().splitlines() if "git-credential-pat" in line]
+    assert failed.returncode != 0 and said == [REFUSED]
+    again = aenv.git("ls-remote", REPO_URL)
+    assert b"git-credential-pat" not in again.stderr and azure.minted_count() == 2
+
+
+def test_an_erase_without_a_password_forgets_but_revokes_nothing(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    """A tool's `git credential reject` names no password: nothing git saw refused."""
+    aenv.fill(REPO_URL)
+    done = aenv.git("credential", "reject", input=f"url={REPO_URL}\n\n")
+    assert stored(aenv)["credentials"] == [] and b"git-credential-pat" not in done.stderr
+    assert not azure.pats[0].revoked
+    aenv.fill(REPO_URL)  # a new PAT; the forgotten one is now an orphan, and its sweep revokes it
+    assert azure.pats[0].revoked and not azure.pats[1].revoked
+
+
+READ_ONLY = ("git-credential-pat: the PAT for contoso can fetch but not push (scope vso.code); "
+             "to push, run: git config --global credential.https://dev.azure.com/contoso.patScope "
+             "vso.code_write, then: git credential-pat login --scope vso.code_write "
+             "https://dev.azure.com/contoso")
+
+
+def test_a_pat_that_may_only_read_is_kept_when_a_push_is_refused(
+        aenv: GitEnv, azure: FakeAzure) -> None:
+    """Azure DevOps answers a push with a read-only PAT with 401, and git erases it: the PAT
+    still fetches, so it stays, and the person learns how to get one that pushes."""
+    azure.refuse_scope_with(401)
+    aenv.config("credential.https://dev.azure.com/contoso.patScope", "vso.code")
+    aenv.git("clone", REPO_URL, "work")
+    work = aenv.home / "work"
+    for n in range(3):
+        aenv.git("commit", "-q", "--allow-empty", "-m", f"change {n}", cwd=work)
+        push = aenv.git("push", "origin", "HEAD:main", cwd=work, check=False)
+        said = [line for line in push.stderr.decode().splitlines() if "git-credential-pat" in line]
+        assert push.returncode != 0 and said == [READ_ONLY], push.stderr
+    [pat] = azure.pats
+    assert not pat.revoked and stored(aenv)["credentials"][0]["password"] == pat.token
+    aenv.git("fetch", cwd=work)
+    assert azure.minted_count() == 1
+
+
 def test_when_the_org_forbids_pats_git_gets_the_access_token_and_is_told_once(
         aenv: GitEnv, azure: FakeAzure) -> None:
     azure.policy("contoso", disable_creation=True)
@@ -271,6 +323,35 @@ def test_without_a_person_to_sign_in_it_fails_fast_and_says_what_to_run(
     assert done.returncode != 0
     assert b"git credential-pat login https://dev.azure.com/contoso" in done.stderr
     assert azure.minted_count() == 0 and azure.authorize_count == 0
+
+
+def test_a_sign_in_nobody_completes_names_the_next_step_and_git_prompts_for_nothing(
+        aenv: GitEnv, azure: FakeAzure, tmp_path: Path) -> None:
+    """A browser that never appears: after patSigninTimeout the helper says what to run, and
+    git, told to stop, asks nobody for a user name and password (unless patGitPrompt)."""
+    asked = tmp_path / "asked"
+    askpass = tmp_path / "askpass"
+    askpass.write_text(f'#!/bin/sh\necho "$1" >> "{asked}"\necho typed\n')
+    askpass.chmod(0o755)
+    env = {k: v for k, v in aenv.env.items() if k != "GIT_TERMINAL_PROMPT"}
+    env.update(BROWSER="true %s", GIT_ASKPASS=str(askpass),
+               GIT_CREDENTIAL_PAT_SIGNIN_TIMEOUT="2")
+
+    def ls_remote() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["git", "ls-remote", REPO_URL], env=env, cwd=aenv.home,
+                              capture_output=True, timeout=60, start_new_session=True,
+                              stdin=subprocess.DEVNULL, check=False)
+
+    done = ls_remote()
+    said = [line for line in done.stderr.decode().splitlines() if "git-credential-pat" in line]
+    assert done.returncode != 0 and said[-1] == (
+        "git-credential-pat: sign-in for Azure DevOps organization contoso was not completed "
+        "within 2 seconds; to try again, run: git credential-pat login --device-code "
+        "https://dev.azure.com/contoso"), said
+    assert not asked.exists() and azure.minted_count() == 0
+    env["GIT_CREDENTIAL_PAT_GIT_PROMPT"] = "true"
+    assert ls_remote().returncode != 0
+    assert asked.read_text().startswith("Username for 'https://dev.azure.com")
 
 
 def test_a_pipeline_token_is_used_as_given_and_never_stored(

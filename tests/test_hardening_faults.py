@@ -9,16 +9,21 @@ orphan: every live PAT is the one the helper stored.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from git_credential_pat.actions.context import SIGNIN_LOCK
+from git_credential_pat.edges import lock
 from tests import failingkeyring
 from tests.azurefixtures import REPO_URL, at_fake_time
 from tests.fakeazure import FakeAzure
-from tests.gitenv import GitEnv
+from tests.gitenv import GitEnv, parse_answer
 from tests.hardening import (
     ORG_KEY,
     assert_no_orphan_pats,
@@ -27,6 +32,7 @@ from tests.hardening import (
     helper_pid,
     kill,
     start_git,
+    stored_item,
     stored_passwords,
     use_failing_keyring,
     wait_until,
@@ -164,6 +170,73 @@ def test_a_revoke_that_fails_during_rotation_is_done_on_a_later_run(
     assert ls_remote(hardened, extra_env=at_fake_time(azure)).returncode == 0
     assert not azure.pats[0].revoked
     assert ls_remote(hardened, extra_env=at_fake_time(azure)).returncode == 0
+    assert azure.pats[0].revoked and azure.minted_count() == 2
+    assert_no_orphan_pats(azure, hardened)
+
+
+# -- owed work never makes git wait ----------------------------------------------------------------
+
+def fill(env: GitEnv, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    """`git credential fill`, which reaches the helper (nothing is approved into git's cache)."""
+    return env.git("credential", "fill", input=f"url={REPO_URL}\n\n", check=False,
+                   **kwargs)  # type: ignore[arg-type]
+
+
+def owe_a_sweep(env: GitEnv, azure: FakeAzure) -> dict[str, str]:
+    """A first mint whose sweep could not list PATs, two hours ago: the next hit owes it."""
+    azure.fail("pat_list", 503, times=50)
+    assert fill(env).returncode == 0
+    with azure.state.lock:
+        azure.state.faults.clear()
+    azure.advance(seconds=2 * 3600)
+    return at_fake_time(azure)
+
+
+@contextlib.contextmanager
+def another_sign_in(env: GitEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The sign-in lock held as by a `login` waiting for a person in another terminal."""
+    with monkeypatch.context() as patched:
+        patched.setenv("HOME", str(env.home))
+        with lock.held(SIGNIN_LOCK, timeout=5):
+            yield
+
+
+def timed(run: Callable[[], subprocess.CompletedProcess[bytes]]
+          ) -> tuple[subprocess.CompletedProcess[bytes], float]:
+    started = time.monotonic()
+    done = run()
+    return done, time.monotonic() - started
+
+
+def test_a_hit_never_waits_for_another_process_s_sign_in(
+        hardened: GitEnv, azure: FakeAzure, monkeypatch: pytest.MonkeyPatch) -> None:
+    later = owe_a_sweep(hardened, azure)
+    with another_sign_in(hardened, monkeypatch):
+        done, took = timed(lambda: fill(hardened, extra_env=later))
+    assert done.returncode == 0 and took < 5, (took, done.stderr)
+    assert parse_answer(done.stdout)["password"] == azure.pats[0].token
+    assert "sweep_due" in stored_item(hardened)["org"]  # owed still, for later
+
+
+def test_a_hit_never_waits_for_a_slow_pat_api(hardened: GitEnv, azure: FakeAzure) -> None:
+    later = owe_a_sweep(hardened, azure)
+    azure.delay("pat_list", 25, times=3)
+    done, took = timed(lambda: fill(hardened, extra_env=later))
+    assert done.returncode == 0 and took < 5, (took, done.stderr)
+    assert parse_answer(done.stdout)["password"] == azure.pats[0].token
+
+
+def test_an_erase_never_waits_for_another_process_s_sign_in_and_revokes_later(
+        hardened: GitEnv, azure: FakeAzure, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fill(hardened).returncode == 0
+    [refused] = azure.pats
+    request = (f"url={REPO_URL}\nusername=pat\npassword={refused.token}\n\n")
+    with another_sign_in(hardened, monkeypatch):
+        done, took = timed(lambda: hardened.git("credential", "reject", input=request,
+                                                check=False))
+    assert done.returncode == 0 and took < 5, (took, done.stderr)
+    assert stored_passwords(hardened) == [] and not azure.pats[0].revoked
+    assert ls_remote(hardened).returncode == 0  # a new PAT, whose sweep revokes the refused one
     assert azure.pats[0].revoked and azure.minted_count() == 2
     assert_no_orphan_pats(azure, hardened)
 

@@ -28,7 +28,7 @@ from tests.conftest import BIN
 from tests.fakeazure import FakeAzure
 from tests.fakeazure.ca import make_certificates
 from tests.gitenv import GitEnv, parse_answer
-from tests.hardening import assert_no_orphan_pats, assert_one_clean_line
+from tests.hardening import assert_no_orphan_pats, assert_one_clean_line, stored_item
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 PLAIN_HOST = "git.example.com"
@@ -309,7 +309,7 @@ def exe_env(tmp_path_factory: pytest.TempPathFactory) -> GitEnv:
 def run_executable(env: GitEnv, data: bytes, action: str = "get") -> None:
     """What git sees from the helper for any stdin: exit 0 with a well-formed answer (maybe
     empty) for the place asked about, or exit 1 with one printable line on stderr and nothing
-    on stdout."""
+    on stdout but, for an Azure DevOps get it could not answer, git's `quit=1`."""
     done = env.helper(action, data, timeout=30)
     assert b"Traceback" not in done.stderr, done.stderr
     if done.returncode == 0:
@@ -323,7 +323,8 @@ def run_executable(env: GitEnv, data: bytes, action: str = "get") -> None:
         if pairs:
             check_answer(protocol.parse(data), pairs)
     else:
-        assert done.returncode == 1 and done.stdout == b""
+        assert done.returncode == 1
+        assert done.stdout == b"" or (action == "get" and done.stdout == b"quit=1\n")
         line = assert_one_clean_line(done.stderr)
         assert "internal error" not in line, line
 
@@ -391,6 +392,27 @@ def test_a_pat_create_answer_that_is_not_the_api_fails_git_cleanly(
                           "vssps.dev.azure.com")
     assert_no_orphan_pats(azure, hardened)
     assert ls_remote(hardened).returncode == 0  # and nothing was left half-done
+
+
+@pytest.mark.parametrize(("fields", "says"), [
+    ({"token": None}, "no usable token"),
+    ({"token": ""}, "no usable token"),
+    ({"token": 12345}, "no usable token"),
+    ({"token": "two\nlines"}, "no usable token"),
+    ({"validTo": "2001-01-01T00:00:00Z"}, "an expiry that has passed"),
+    ({"validTo": None}, "a PAT without an id or dates"),
+], ids=["null", "empty", "number", "newline", "expired", "no-expiry"])
+def test_a_pat_created_but_described_unusably_is_revoked_and_never_stored(
+        hardened: GitEnv, azure: FakeAzure, fields: dict, says: str) -> None:
+    azure.bad_create_answer(**fields)
+    done = ls_remote(hardened)
+    assert done.returncode != 0 and done.stdout == b""
+    assert_one_clean_line(done.stderr, "Azure DevOps answered the creation of a PAT for "
+                          f"contoso with {says}; it was revoked; try again later")
+    [pat] = azure.pats
+    assert pat.revoked and stored_item(hardened)["credentials"] == []
+    assert ls_remote(hardened).returncode == 0  # the service is fixed: the next one works
+    assert_no_orphan_pats(azure, hardened)
 
 
 def test_a_redirect_of_the_pat_api_is_not_followed_and_no_token_leaves(

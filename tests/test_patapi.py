@@ -299,6 +299,7 @@ def test_dates_round_trip(seconds: int) -> None:
 def test_a_pat_without_dates_is_an_unexpected_shape(azure: FakeAzure, client: PatClient) -> None:
     body = json.dumps({"patTokenError": "none", "patToken": {"authorizationId": "x"}})
     azure.fail("pat_create", 200, body=body, content_type="application/json")
-    with pytest.raises(HelperError, match=r"^Azure DevOps described a PAT of contoso in an "
-                                          r"unexpected shape"):
+    with pytest.raises(HelperError, match=r"^Azure DevOps answered the creation of a PAT for "
+                                          r"contoso with a PAT without an id or dates; try "
+                                          r"again later$"):
         client.create(NAME, "vso.code", in_days(1))

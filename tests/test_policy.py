@@ -136,3 +136,18 @@ def test_the_display_name_tells_machines_and_installations_apart() -> None:
     assert name != policy.display_name(Org("contoso"), "build-01", "/home/bob", "OS keyring (x)")
     assert name == policy.display_name(Org("contoso"), "build-01", "/home/alice",
                                        "OS keyring (x)")
+
+
+def test_a_sweep_may_revoke_only_older_unstored_pats_and_only_with_the_kept_one_listed() -> None:
+    listed = {"old": 1.0, "stored": 2.0, "kept": 3.0, "same": 3.0, "newer": 4.0}
+    assert policy.sweepable(listed, {"stored", "kept"}, "kept") == {"old"}
+    assert policy.sweepable({"old": 1.0}, set(), "kept") == set()
+
+
+@pytest.mark.parametrize(("scope", "reads_only"), [
+    ("vso.code", True), ("vso.code vso.packaging", True), ("vso.code_write", False),
+    ("vso.code vso.code_full", False), ("app_token", False), ("", False)])
+def test_a_pat_that_may_only_read_is_told_by_its_scope(scope: str, reads_only: bool) -> None:
+    entry = minted()
+    entry["pat"]["scope"] = scope
+    assert policy.reads_only(entry) is reads_only

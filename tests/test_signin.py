@@ -37,6 +37,21 @@ from tests.netfixtures import (
 
 NEEDED = f"sign-in needed for {FOR_WHAT}; run: git credential-pat login {ORG_URL}"
 OPENING = f"opening a browser to sign in for {FOR_WHAT}"
+AGAIN = f"; to try again, run: git credential-pat login {ORG_URL}"
+DEVICE_INSTEAD = ("(if none opens, open that address yourself; for a device code instead, "
+                  f"press Ctrl+C and run: git credential-pat login --device-code {ORG_URL})")
+
+
+def assert_opening(said: list[str], azure: FakeAzure, tenant: str, account: str = "") -> None:
+    """One line: that a browser opens, the address it opens (the one the browser asked Entra
+    for), and what to do when none appears."""
+    [line] = said
+    head = f"{OPENING}{f' as {account}' if account else ''}: "
+    assert line.startswith(head) and line.endswith(" " + DEVICE_INSTEAD), line
+    address = line[len(head):-len(DEVICE_INSTEAD) - 1]
+    authorize = azure.requests_for("authorize")[-1]
+    assert address == (f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize?"
+                       f"{authorize.query}")
 
 
 def sign_in(settings: Settings, session: requests.Session, cache: MemoryCache,
@@ -64,7 +79,7 @@ def test_browser_sign_in_then_silent(azure: FakeAzure, contoso: Contoso, setting
     token = sign_in(settings, session, cache, browser, contoso.tenant, prompt=lines)
     assert (token.account, token.tenant) == (ALICE, contoso.tenant)
     assert abs(token.expires_on - (time.time() + 3600)) < 30
-    assert lines.said == [OPENING]
+    assert_opening(lines.said, azure, contoso.tenant)
     assert capfd.readouterr().out == ""
     assert (azure.authorize_count, cache.saves) == (1, 1)
     assert "prompt=select_account" in azure.requests_for("authorize")[0].query
@@ -102,7 +117,7 @@ def test_a_revoked_sign_in_asks_again_only_when_allowed(
     lines = Lines()
     token = sign_in(settings, session, cache, browser, contoso.tenant, ALICE, prompt=lines)
     assert token.account == ALICE and azure.authorize_count == 2
-    assert lines.said == [f"{OPENING} as {ALICE}"]
+    assert_opening(lines.said, azure, contoso.tenant, ALICE)
     assert f"login_hint={ALICE.replace('@', '%40')}" in azure.requests_for("authorize")[-1].query
 
 
@@ -242,7 +257,7 @@ def test_consent_refused_in_the_browser(azure: FakeAzure, contoso: Contoso, sett
     with pytest.raises(HelperError) as caught:
         sign_in(settings, session, MemoryCache(), browser, contoso.tenant)
     assert str(caught.value) == (f"sign-in for {FOR_WHAT} failed: access_denied: AADSTS65004: "
-                                 "User declined to consent to access the app.")
+                                 f"User declined to consent to access the app{AGAIN}")
 
 
 def test_a_browser_nobody_uses_times_out(azure: FakeAzure, contoso: Contoso,
@@ -253,7 +268,9 @@ def test_a_browser_nobody_uses_times_out(azure: FakeAzure, contoso: Contoso,
     started = time.monotonic()
     with pytest.raises(HelperError) as caught:
         sign_in(settings, session, MemoryCache(), browser, contoso.tenant)
-    assert str(caught.value) == f"sign-in for {FOR_WHAT} was not completed within 2 seconds"
+    assert str(caught.value) == (f"sign-in for {FOR_WHAT} was not completed within 2 seconds; "
+                                 "to try again, run: git credential-pat login --device-code "
+                                 f"{ORG_URL}")
     assert time.monotonic() - started < 10
 
 
@@ -465,10 +482,11 @@ def test_device_code_at_a_terminal_with_no_browser(azure: FakeAzure, contoso: Co
 
 
 @pytest.mark.parametrize(("outcome", "message"), [
-    ("deny", "authorization_declined: AADSTS70000: The user denied the authorization request."),
+    ("deny", "authorization_declined: AADSTS70000: The user denied the authorization "
+             f"request{AGAIN}"),
     ("expire", "expired_token: AADSTS70020: The provided authorization code or refresh token "
                "has expired. Send a new interactive authorization request for this user and "
-               "resource."),
+               f"resource{AGAIN}"),
 ])
 def test_device_code_refused(azure: FakeAzure, contoso: Contoso, tmp_path: Path, outcome: str,
                              message: str) -> None:
@@ -482,7 +500,8 @@ def test_device_code_nobody_enters_is_bounded_by_the_sign_in_timeout(
     azure.device_flow(approve_after=1000, interval=1)
     started = time.monotonic()
     result, _, _ = device_sign_in(azure, contoso.tenant, tmp_path, timeout=2)
-    assert result == {"error": f"sign-in for {FOR_WHAT} was not completed within 2 seconds"}
+    assert result == {"error": f"sign-in for {FOR_WHAT} was not completed within 2 seconds"
+                               f"{AGAIN}"}
     assert time.monotonic() - started < 8
 
 
@@ -511,6 +530,9 @@ ALL_ASKED = {"never": None, "browser": "browser", "broker": "broker"}
     (False, {"BROWSER": "firefox"}, "browser", None),
     (True, {"DISPLAY": ":0"}, "browser", "device"),
     (False, {"DISPLAY": ":0", "GIT_TERMINAL_PROMPT": "0"}, "browser", None),
+    (True, {"DISPLAY": ":0", "SSH_CONNECTION": "10.0.0.2 50000 10.0.0.1 22"}, "device", "device"),
+    (True, {"BROWSER": "firefox", "SSH_TTY": "/dev/pts/3"}, "device", "device"),
+    (False, {"DISPLAY": ":0", "SSH_CONNECTION": "10.0.0.2 50000 10.0.0.1 22"}, None, None),
 ])
 @pytest.mark.skipif(sys.platform != "linux", reason="desktops elsewhere always have a browser")
 def test_choose_flow(tty: bool, extra: dict[str, str], auto: str | None,
@@ -520,3 +542,19 @@ def test_choose_flow(tty: bool, extra: dict[str, str], auto: str | None,
     result = json.loads(done.stdout)
     assert result["answers"] == {"auto": auto, "device": device, **ALL_ASKED}
     assert result["slowest"] < 0.01
+
+
+@pytest.mark.parametrize(("ssh", "auto"), [({}, "browser"), ({"SSH_TTY": "/dev/pts/3"}, "device"),
+                                           ({"SSH_CONNECTION": "10.0.0.2 5 10.0.0.1 22"},
+                                            "device")])
+@pytest.mark.skipif(sys.platform != "linux", reason="pretends to be macOS on Linux")
+def test_over_ssh_macos_and_windows_choose_a_device_code_too(
+        ssh: dict[str, str], auto: str) -> None:
+    """Their desktops always have a browser, but over SSH it is on the remote console. Only
+    the decision is checked, made at a real terminal by a process that says it is macOS
+    (Windows takes the same branch; its console would be CONOUT$)."""
+    child = FLOW_CHILD.replace("answers, slowest", "import sys; sys.platform = 'darwin'\n"
+                               "answers, slowest", 1)
+    done = run_python(child, headless_env(**ssh), tty=True)
+    assert done.returncode == 0, done
+    assert json.loads(done.stdout)["answers"]["auto"] == auto

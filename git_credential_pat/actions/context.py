@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 ITEM_LOCK_SECONDS = 30
 SIGNIN_LOCK = "sign-in"
 MINT_LOCK_MARGIN = 60  # seconds beyond a sign-in's own bound that a mint may hold its lock
+OWED_WORK_SECONDS = 2.0  # the most one request of owed work may cost a git command that waits
 
 
 def _say_on_stderr(line: str) -> None:
@@ -201,6 +202,13 @@ class OrgContext:
         wait = self.settings.signin_timeout + MINT_LOCK_MARGIN if timeout is None else timeout
         return lock.held(f"mint:{self.org.name}", timeout=wait)
 
+    def briefly(self) -> OrgContext:
+        """This organization for owed work done while git waits on something else (a hit, an
+        erase): each request bounded by OWED_WORK_SECONDS, so that a slow service costs git
+        seconds at most, and the work is left for later."""
+        quick = self.settings.replace(timeout=min(self.settings.timeout, OWED_WORK_SECONDS))
+        return OrgContext(self.runtime, self.org, quick, self.store, self.wwwauth)
+
     def display_name(self) -> str:
         import os
         import platform
@@ -234,13 +242,15 @@ class OrgContext:
                                authority_host=self.settings.authority_host)
 
     def token(self, tenant: str, account: str, interactive: bool, *, claims: str = "",
-              refused: str = "") -> AccessToken:
-        """An Entra access token for Azure DevOps; one sign-in at a time per user. `claims`
-        and `refused` as for `SignIn.token`: after the service turned a token down."""
+              refused: str = "", wait: float | None = None) -> AccessToken:
+        """An Entra access token for Azure DevOps; one sign-in at a time per user, waiting
+        `wait` seconds for another's (by default as long as a sign-in may take). `claims` and
+        `refused` as for `SignIn.token`: after the service turned a token down."""
         from git_credential_pat.edges import lock, signin
 
         session = self.http
-        with lock.held(SIGNIN_LOCK, timeout=self.settings.signin_timeout + 30):
+        bound = self.settings.signin_timeout + 30 if wait is None else wait
+        with lock.held(SIGNIN_LOCK, timeout=bound):
             return signin.SignIn(
                 self.settings, session, StoredTokenCache(self.store), self.runtime,
                 self.runtime.environ,

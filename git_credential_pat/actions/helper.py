@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from git_credential_pat.actions.context import OrgContext, Runtime, update_item
 from git_credential_pat.core import entries, policy
+from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.protocol import Message, described, request_url
 from git_credential_pat.core.remote import Org, account_hint, azure_org
 from git_credential_pat.edges import trace
@@ -123,7 +124,13 @@ def _answer_from_store(request: Message, context: OrgContext) -> Answer:
     trace.log(f"no stored PAT serves {account or 'the usual account'} as it is: obtaining one")
     from git_credential_pat.actions import mint
 
-    return mint.obtain(context, account)
+    try:
+        return mint.obtain(context, account)
+    except HelperError as error:
+        # git's own prompt would ask for a user name and password, where people type their
+        # Microsoft password, which Azure DevOps refuses; unless patGitPrompt asks for it.
+        error.quit_git = not context.settings.git_prompt
+        raise
 
 
 def _store_azure(request: Message, context: OrgContext) -> Answer:
@@ -204,7 +211,9 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
     """Forget the credential git just saw refused, and revoke it if this tool minted it.
 
     The password must match: an erase for an old PAT never removes the newer one another
-    process stored meanwhile.
+    process stored meanwhile. An erase without one (a tool's `git credential reject`) forgets
+    what git's matching rules name but revokes nothing: only a PAT git saw refused is known to
+    be of no use to anyone.
     """
     if policy.machine_identity(context.settings):
         return []  # its tokens are never stored, and cannot be revoked
@@ -214,8 +223,20 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
         access.forget_refused(context, request.attrs["password"])  # or `get` hands it back
         return []
     query = _erased(request, context.org)
-    if not entries.matching(context.item(ahead=True), query):
+    found = entries.matching(context.item(ahead=True), query)
+    if not found:
         return []
+    if len(found) == 1 and policy.reads_only(found[0]) and request.get("password"):
+        from git_credential_pat.actions import revoke
+
+        if revoke.still_works(context, found[0]):  # so it was refused for a push
+            scope = entries.pat_of(found[0])["scope"]
+            url = context.org.url
+            context.say(f"the PAT for {context.org.name} can fetch but not push (scope {scope}); "
+                        f"to push, run: git config --global credential.{url}.patScope "
+                        f"vso.code_write, then: git credential-pat login --scope vso.code_write "
+                        f"{url}")
+            return []
     gone: list[Entry] = []
 
     def forget(fresh: Item) -> bool:
@@ -228,8 +249,11 @@ def _erase_azure(request: Message, context: OrgContext) -> Answer:
     from git_credential_pat.edges import gitcache
 
     gitcache.forget_org(context.org)  # git erased it for this path; other paths hold it too
-    minted = [e for e in gone if entries.minted(e)]
+    refused = request.get("password")
+    minted = [e for e in gone if entries.minted(e) and e.get("password") == refused]
     if minted:
+        context.say(f"the PAT for {context.org.name} was refused (revoked, expired or out of "
+                    "scope); it is forgotten, and the next git command gets a new one")
         from git_credential_pat.actions import revoke
 
         revoke.revoke_quietly(context, minted, item)

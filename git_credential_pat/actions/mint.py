@@ -119,8 +119,17 @@ def mint(context: OrgContext, item: Item, token: AccessToken) -> Entry:
                 "name": pat.display_name, "valid_from": pat.valid_from},
     }
     known = entries.org_of(item)
+    before = policy.pick(item, entry["username"], context.now())
+    theirs: list[Entry] = []
 
-    def store_entry(fresh: Item) -> None:
+    def store_entry(fresh: Item) -> bool:
+        stored = policy.servable(fresh, entry["username"], context.settings, context.now())
+        if stored and stored["password"] != (before or {}).get("password"):
+            # Another process stored a PAT while this one minted (one whose lock is another
+            # file: an older version, say). It may have handed it to git already, so it stays,
+            # and the PAT just minted, which nobody has seen, goes.
+            theirs.append(stored)
+            return False
         org = entries.org_of(fresh)
         org.update(known)
         org.pop("fallback", None)
@@ -130,10 +139,15 @@ def mint(context: OrgContext, item: Item, token: AccessToken) -> Entry:
         fresh["credentials"] = [e for e in fresh["credentials"]
                                 if e.get("username", "").lower() != entry["username"].lower()]
         fresh["credentials"].append(entry)
+        return True
 
     try:
         context.update_item(store_entry)
     except BaseException:
         revoke.revoke_one(client, pat.authorization_id)
         raise
+    if theirs:
+        trace.log("another process stored a PAT meanwhile: using it, revoking the one minted")
+        revoke.revoke_one(client, pat.authorization_id)
+        return theirs[0]
     return entry

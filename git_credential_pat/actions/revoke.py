@@ -35,6 +35,14 @@ def ours(client: PatClient, context: OrgContext) -> set[str]:
     return {p.authorization_id for p in client.list() if p.display_name == name}
 
 
+def sweepable(client: PatClient, context: OrgContext, keep: str) -> set[str]:
+    """This installation's PATs that were replaced or orphaned before `keep`, and are stored
+    nowhere now (`policy.sweepable`)."""
+    name = context.display_name()
+    listed = {p.authorization_id: p.created for p in client.list() if p.display_name == name}
+    return policy.sweepable(listed, entries.stored_ids(context.item()), keep)
+
+
 def sweep(context: OrgContext, token: AccessToken, keep: Entry, replaced: list[Entry]) -> None:
     """Revoke what this installation minted before `keep`. Best effort: git already has its
     answer; what could not be revoked is tried again by a `get` an hour later
@@ -43,11 +51,11 @@ def sweep(context: OrgContext, token: AccessToken, keep: Entry, replaced: list[E
     doomed = {entries.pat_id(e) for e in replaced}
     done = True
     try:
-        doomed |= ours(client, context)
+        doomed |= sweepable(client, context, entries.pat_id(keep))
     except HelperError as error:
         trace.log(f"could not list PATs: {error}")
         done = False
-    doomed -= {entries.pat_id(keep), ""}
+    doomed -= entries.stored_ids(context.item()) | {entries.pat_id(keep), ""}
     for authorization_id in sorted(doomed):
         done = not revoke_one(client, authorization_id) and done
     if doomed:  # git's cache may still hand them out, for this or another path of the org
@@ -67,35 +75,62 @@ def sweep(context: OrgContext, token: AccessToken, keep: Entry, replaced: list[E
         trace.log(f"could not record the sweep: {error}")
 
 
+def _owe_sweep(context: OrgContext, when: int) -> None:
+    context.update_item(lambda fresh: entries.org_of(fresh).update(sweep_due=when))
+
+
 def finish_sweep(context: OrgContext, entry: Entry, item: Item) -> None:
     """On a `get` that found a sweep owed (a mint's process was killed, or revoking failed):
-    sweep now if sign-in needs no person and no other process is minting. Never raises: git
-    gets the stored PAT whatever happens here."""
+    sweep now if that costs git nothing it would notice: no other process minting or signing
+    in (neither lock is waited for), sign-in needing no person, and every request bounded
+    (`OrgContext.briefly`); otherwise an hour later. Never raises: git gets the stored PAT
+    whatever happens here."""
+    quick = context.briefly()
     try:
-        with context.mint_lock(timeout=0):
-            if "sweep_due" not in entries.org_of(context.item()):
+        with quick.mint_lock(timeout=0):
+            if "sweep_due" not in entries.org_of(quick.item()):
                 return  # another process has just done it
             try:
-                token = context.token(context.tenant(item), entry.get("username", ""),
-                                      interactive=False)
+                token = quick.token(quick.tenant(item), entry.get("username", ""),
+                                    interactive=False, wait=0)
             except HelperError:
-                later = int(context.now()) + policy.SWEEP_RETRY
-                context.update_item(lambda fresh: entries.org_of(fresh).update(sweep_due=later))
+                _owe_sweep(quick, int(quick.now()) + policy.SWEEP_RETRY)
                 raise
-            sweep(context, token, entry, [])
+            sweep(quick, token, entry, [])
     except HelperError as error:
         trace.log(f"not revoking old PATs now: {error}")
 
 
-def revoke_quietly(context: OrgContext, gone: list[Entry], item: Item) -> None:
-    """After git saw a PAT refused: revoke it server-side if sign-in needs no person."""
+def still_works(context: OrgContext, entry: Entry) -> bool:
+    """Whether a PAT git saw refused still works for what its scope allows (a push refused
+    to a PAT that may only read); bounded like other work git waits on, and on any doubt
+    it does not."""
+    from git_credential_pat.edges.patapi import pat_works
+
+    quick = context.briefly()
     try:
-        tenant = context.tenant(item)
-        token = context.token(tenant, entries.org_of(item).get("account", ""),
-                              interactive=False)
+        return pat_works(quick.org.url, entry["password"], quick.http, quick.settings.timeout)
+    except HelperError as error:
+        trace.log(f"could not check the refused PAT: {error}")
+        return False
+
+
+def revoke_quietly(context: OrgContext, gone: list[Entry], item: Item) -> None:
+    """After git saw a PAT refused: revoke it server-side if that costs git nothing it would
+    notice (as for `finish_sweep`). Otherwise the next `get` owes a sweep, which revokes it
+    as an orphan."""
+    quick = context.briefly()
+    try:
+        tenant = quick.tenant(item)
+        token = quick.token(tenant, entries.org_of(item).get("account", ""),
+                            interactive=False, wait=0)
+        client = quick.pats(token)
+        left = [e for e in gone if revoke_one(client, entries.pat_id(e))]
     except HelperError as error:
         trace.log(f"not revoking after erase: {error}")
-        return
-    client = context.pats(token)
-    for entry in gone:
-        revoke_one(client, entries.pat_id(entry))
+        left = gone
+    if left:
+        try:
+            _owe_sweep(quick, int(quick.now()))
+        except HelperError as error:
+            trace.log(f"could not record the revocation owed: {error}")

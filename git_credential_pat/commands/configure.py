@@ -222,6 +222,8 @@ def _default(setting: Setting, quote: str = "") -> str:
     value = setting.default
     if value == "":
         return "(none)"
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, bool):
+        value = str(value).lower()  # as git config spells it
+    elif isinstance(value, float) and value.is_integer():
         value = int(value)
     return f"{quote}{value}{quote}"

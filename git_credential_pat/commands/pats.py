@@ -214,8 +214,8 @@ def rotate(args: argparse.Namespace, term: Terminal) -> int:
     entry = policy.pick(target.item(), answer["username"], target.now())
     new_id = entries.pat_id(entry) if entry else ""
     with term.progress("Checking that the old PATs are revoked"):
-        (old, left), _ = with_pats(target, lambda client: _revoke_ours(client, target,
-                                                                         {new_id}, term))
+        (old, left), _ = with_pats(target, lambda client: _revoke_old(client, target,
+                                                                        new_id, term))
     report(term, args.json, f"Rotated {target.org.name}: "
            f"{_describe(entry, target) if entry else ''}",
            organization=target.org.name, done="rotated", pat=_stored_json(entry, target),
@@ -223,10 +223,10 @@ def rotate(args: argparse.Namespace, term: Terminal) -> int:
     return 1 if left else 0
 
 
-def _revoke_ours(client: PatClient, target: OrgContext, keep: set[str],
-                 term: Terminal) -> tuple[set[str], list[str]]:
-    """The PATs this tool minted there, but for `keep`, and those of them that stay alive."""
-    old = revoking.ours(client, target) - keep
+def _revoke_old(client: PatClient, target: OrgContext, keep: str,
+                term: Terminal) -> tuple[set[str], list[str]]:
+    """The PATs `keep` replaced (`revoke.sweepable`), and those of them that stay alive."""
+    old = revoking.sweepable(client, target, keep)
     return old, _revoke(client, old, term)
 
 

@@ -7,7 +7,13 @@ and is reported by type only, because its text could carry a token.
 
 
 class HelperError(Exception):
-    """A failure the user can act on; `str(error)` is the whole message."""
+    """A failure the user can act on; `str(error)` is the whole message.
+
+    `quit_git` asks git to stop (`quit=1`) rather than try the next helper or prompt for a
+    user name and password itself.
+    """
+
+    quit_git = False
 
 
 class SignInRequired(HelperError):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 Answer = list[tuple[str, str]]
 SWEEP_RETRY = 3600  # seconds before a failed sweep is tried again
+PUSH_SCOPES = frozenset({"vso.code_write", "vso.code_manage", "vso.code_full", "app_token"})
 # Organization answers that mean "no PATs for you here", where an access token still works.
 FALLBACK_CODES = frozenset({"disablePatCreationPolicyViolation", "globalPATCreationBlocked",
                             "accessDenied"})
@@ -63,6 +64,24 @@ def sweep_owed(item: Item, now: float) -> bool:
     """Revoking replaced or orphaned PATs is owed (a mint's process was killed, or revoking
     failed) and its time has come."""
     return entries.org_of(item).get("sweep_due", now + 1) <= now
+
+
+def sweepable(listed: Mapping[str, float], stored: set[str], keep: str) -> set[str]:
+    """Which of this installation's PATs (id: when it was made, as the organization lists
+    them) a sweep may revoke: only those provably replaced or orphaned, made before the PAT
+    kept and held by no stored entry. A newer one may be another process's, minted a moment
+    ago and on its way to git; that process stores it, or finds the kept one stored first and
+    revokes its own. Without the kept PAT in the list nothing is provable."""
+    if keep not in listed:
+        return set()
+    return {pat for pat, made in listed.items() if made < listed[keep] and pat not in stored}
+
+
+def reads_only(entry: Entry) -> bool:
+    """A minted PAT whose scope lets git fetch but not push: refused on a push, it still
+    works, and revoking it would only mint its twin on the next fetch."""
+    scope = set(entries.pat_of(entry).get("scope", "").split())
+    return entries.minted(entry) and bool(scope) and not scope & PUSH_SCOPES
 
 
 def falls_back(mode: str, code: str, status: int) -> bool:

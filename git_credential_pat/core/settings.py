@@ -41,6 +41,16 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
     return parse
 
 
+def _boolean(value: str) -> bool:
+    """git's own spellings of a boolean."""
+    value = value.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
 def _text(value: str) -> str:
     return value.strip()
 
@@ -89,7 +99,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("interactive", "auto", _choice("auto", "never"),
             "never: fail instead of opening a browser or printing a device code."),
     Setting("flow", "auto", _choice("auto", "browser", "device", "broker"),
-            "How to sign in when a person is needed."),
+            "How to sign in when a person is needed. auto: a browser where one can open, a "
+            "device code over SSH (SSH_CONNECTION, SSH_TTY) or at a terminal with no display."),
+    Setting("git_prompt", False, _boolean,
+            "true: when sign-in or minting fails, let git try its next helper and ask for a "
+            "user name and password itself; by default git is told to stop (quit=1)."),
     Setting("store", "keyring", _choice("keyring", "file"),
             "Where secrets live: the OS keyring, or (opt-in) a 0600 file."),
     Setting("store_file", "", _path, "The file used when store is file; by default "
@@ -146,6 +160,7 @@ class Settings:
     authority_host: str
     interactive: str
     flow: str
+    git_prompt: bool
     store: str
     store_file: str
     timeout: float

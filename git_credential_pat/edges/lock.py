@@ -3,6 +3,11 @@
 The lock is an OS file lock (flock on POSIX, msvcrt on Windows): the kernel drops it when its
 holder exits, even by SIGKILL, so a killed helper never leaves a lock behind. The lock files hold
 nothing; their names are hashes, so they do not even reveal which organizations are in use.
+
+Every process of the user must find the same lock file, wherever it runs: a desktop session, cron,
+ssh or a service see different XDG_RUNTIME_DIR, TMPDIR and login sessions, and two lock files for
+one organization would let two processes mint at once. So the directory depends on the home
+directory alone (LOCALAPPDATA on Windows, which is the user's own whatever the session).
 """
 
 from __future__ import annotations
@@ -20,12 +25,25 @@ POLL_SECONDS = 0.05
 
 
 def lock_dir() -> str:
-    base = os.environ.get("XDG_RUNTIME_DIR") or os.path.join(
-        os.environ.get("LOCALAPPDATA") or os.path.expanduser("~/.cache"), "git-credential-pat"
-    )
-    path = os.path.join(base, "git-credential-pat-locks")
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    local = os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else ""
+    base = local or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "git-credential-pat", "git-credential-pat-locks")
+    if not os.path.isdir(path):
+        _private_dirs(path)
     return path
+
+
+def _private_dirs(path: str) -> None:
+    """Create `path` and any missing parent as 0700 whatever the umask: a directory another
+    user could write would let them take the locks away."""
+    parent = os.path.dirname(path)
+    if parent != path and not os.path.isdir(parent):
+        _private_dirs(parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, 0o700)
 
 
 if sys.platform == "win32":

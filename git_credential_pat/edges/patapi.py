@@ -12,7 +12,7 @@ import calendar
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import requests
 
@@ -23,8 +23,10 @@ from git_credential_pat.edges import http, trace
 
 API_VERSION = "7.1-preview.1"
 PAGE_SIZE = 100
+MAX_TOKEN = 1024  # characters; Azure DevOps' PATs have 52 or 84
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", re.ASCII)
 _ISO_DATE = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.\d+)?(Z|[+-]\d\d:?\d\d)?", re.ASCII)
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?", re.ASCII)
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Pat:
     valid_to: int
     target_accounts: list[str]
     token: str | None
+    # validFrom to the fraction of a second, which tells which of two PATs is newer
+    created: float = field(default=0.0, compare=False)
 
 
 class PatApiError(HelperError):
@@ -104,9 +108,38 @@ class PatClient:
                          "Accept": "application/json"}
 
     def create(self, display_name: str, scope: str, valid_to: int) -> Pat:
+        """A new PAT, only as the service describes a usable one: a PAT it made but described
+        otherwise (no token, say) is revoked at once, since storing it would serve git a
+        credential that cannot work until it expires."""
         body = {"displayName": display_name, "scope": scope, "validTo": format_time(valid_to),
                 "allOrgs": False}
-        return self._pat_result("POST", "creating a PAT", json=body)
+        step = "creating a PAT"
+        response = self._send("POST", step, json=body)
+        item = self._result(response, step, body).get("patToken")
+        if not isinstance(item, dict):
+            raise PatApiError(_explain("noPatToken", self.org), "noPatToken",
+                              response.status_code)
+        pat: Pat | None = None
+        try:
+            pat = _pat(item, self.org)
+            problem = _unusable(pat, time.time())
+        except HelperError:
+            problem = "a PAT without an id or dates"
+        if pat is not None and not problem:
+            return pat
+        made = item.get("authorizationId")
+        revoked = isinstance(made, str) and bool(_GUID.fullmatch(made)) and self._revoke_made(made)
+        raise PatApiError(f"Azure DevOps answered the creation of a PAT for {self.org} with "
+                          f"{problem}; {'it was revoked; ' if revoked else ''}try again later",
+                          "unusableAnswer", response.status_code)
+
+    def _revoke_made(self, authorization_id: str) -> bool:
+        try:
+            self.revoke(authorization_id)
+        except HelperError as error:
+            trace.log(f"could not revoke the unusable PAT {authorization_id}: {error}")
+            return False
+        return True
 
     def revoke(self, authorization_id: str) -> None:
         step = "revoking a PAT"
@@ -140,16 +173,6 @@ class PatClient:
         return http.call(self.session, method, self.url, step=f"{step} in {self.org}",
                          timeout=self.timeout, headers=self._headers, params=query, json=json)
 
-    def _pat_result(self, method: str, step: str, *, params: dict[str, str] | None = None,
-                    json: dict | None = None) -> Pat:
-        """The PAT of a result; a null `patToken` is a failure even with no error code."""
-        response = self._send(method, step, params=params, json=json)
-        item = self._result(response, step, json or {}).get("patToken")
-        if not isinstance(item, dict):
-            raise PatApiError(_explain("noPatToken", self.org), "noPatToken",
-                              response.status_code)
-        return _pat(item, self.org)
-
     def _result(self, response: requests.Response, step: str, request: dict) -> dict:
         """The answer's JSON, once neither its `patTokenError` nor its status is a refusal.
 
@@ -175,6 +198,28 @@ class PatClient:
         return result
 
 
+def pat_works(org_url: str, token: str, session: requests.Session, timeout: float) -> bool:
+    """Whether Azure DevOps takes a PAT at all: the organization's connection data, which
+    every PAT of it may read whatever its scope."""
+    secret(token)
+    response = http.call(session, "GET", f"{org_url}/_apis/connectionData",
+                         step="checking a refused PAT", timeout=timeout, auth=("pat", token))
+    return response.status_code == 200
+
+
+def _unusable(pat: Pat, now: float) -> str:
+    """What makes a just-created PAT unusable, or "": a token git can be handed on one line,
+    an id the API can be asked about, and dates with the expiry still ahead."""
+    token = pat.token or ""
+    if not token or len(token) > MAX_TOKEN or not token.isprintable() or " " in token:
+        return "no usable token"
+    if not _GUID.fullmatch(pat.authorization_id):
+        return "a malformed id"
+    if not pat.valid_from <= pat.valid_to or pat.valid_to <= now:
+        return "an expiry that has passed"
+    return ""
+
+
 def _has_pat_error(response: requests.Response) -> bool:
     return b'"patTokenError"' in response.content[:http.MAX_BODY]
 
@@ -193,7 +238,8 @@ def _pat(item: dict, org: str) -> Pat:
             valid_from=parse_time(item["validFrom"]),
             valid_to=parse_time(item["validTo"]),
             target_accounts=[str(a) for a in item.get("targetAccounts") or []],
-            token=item.get("token") or None,
+            token=item["token"] if isinstance(item.get("token"), str) and item["token"] else None,
+            created=parse_instant(item["validFrom"]),
         )
     except (KeyError, TypeError, ValueError):
         raise HelperError(f"Azure DevOps described a PAT of {org} in an unexpected shape "
@@ -203,19 +249,25 @@ def _pat(item: dict, org: str) -> Pat:
 
 
 def parse_time(text: str) -> int:
-    """Unix seconds from the API's ISO 8601 dates (`2020-11-02T22:56:52.1033333Z`), whose
-    seven fractional digits Python 3.9's `fromisoformat` refuses."""
+    """Whole Unix seconds from the API's ISO 8601 dates (`2020-11-02T22:56:52.1033333Z`)."""
+    return int(parse_instant(text))
+
+
+def parse_instant(text: str) -> float:
+    """Unix seconds with their fraction, from dates whose seven fractional digits Python 3.9's
+    `fromisoformat` refuses."""
     match = _ISO_DATE.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match:
         raise ValueError(f"not an ISO 8601 date: {text!r}")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    zone = match.group(7) or "Z"
+    fraction = float(match.group(7) or 0)
+    zone = match.group(8) or "Z"
     offset = 0
     if zone != "Z":
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return calendar.timegm((year, month, day, hour, minute, second)) - offset
+    return calendar.timegm((year, month, day, hour, minute, second)) - offset + fraction
 
 
 def format_time(seconds: int) -> str:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import msal
 import requests
+from msal.oauth2cli.authcode import AuthCodeReceiver
 from msal.oauth2cli.oauth2 import BrowserInteractionTimeoutError
 
 from git_credential_pat.core.constants import AZURE_DEVOPS_SCOPES, MSA_AUTHORITY_TENANT
@@ -97,6 +98,11 @@ def choose_flow(settings: Settings, environ: Mapping[str, str]) -> str | None:
 
 
 def _browser(environ: Mapping[str, str]) -> bool:
+    """A browser would open where the person is: not over SSH, where it would open on the
+    remote machine's console (or nowhere) on every OS, and the loopback redirect could not
+    reach the person's own browser."""
+    if environ.get("SSH_CONNECTION") or environ.get("SSH_TTY"):
+        return False
     if sys.platform in ("win32", "darwin"):
         return True
     return any(environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"))
@@ -166,7 +172,8 @@ class SignIn:
             if result is None:
                 if flow is None:
                     raise needed
-                result, who = self._ask(app, flow, account, for_what, claims), account
+                result, who = self._ask(app, flow, account, for_what, login_url,
+                                        claims), account
         except requests.RequestException as error:
             raise http.failure(error, self.settings.authority_host, step, self.session) from None
         except msal.exceptions.MsalServiceError:  # msal's word for a 5xx
@@ -177,7 +184,7 @@ class SignIn:
                               f"{step} (is a proxy or portal in the way?)") from None
         finally:
             self._save()
-        return self._access_token(result, tenant, who, for_what)
+        return self._access_token(result, tenant, who, for_what, login_url)
 
     def _app(self, tenant: str, broker: bool, step: str) -> msal.PublicClientApplication:
         authority = f"{self.settings.authority_host.rstrip('/')}/{tenant}"
@@ -234,44 +241,75 @@ class SignIn:
         return found[0] if len(found) == 1 else (None, "")
 
     def _ask(self, app: msal.PublicClientApplication, flow: str, account: str,
-             for_what: str, claims: str) -> dict:
+             for_what: str, login_url: str, claims: str) -> dict:
         if flow == "device":
-            return self._device(app, account, for_what, claims)
-        window = "the system's sign-in window" if flow == "broker" else "a browser"
-        self.prompt.say(f"opening {window} to sign in for {for_what}"
+            return self._device(app, account, for_what, login_url, claims)
+        if flow == "browser":
+            return self._browser(app, account, for_what, login_url, claims)
+        self.prompt.say(f"opening the system's sign-in window to sign in for {for_what}"
                         f"{f' as {account}' if account else ''}")
-        extra = {"parent_window_handle": app.CONSOLE_WINDOW_HANDLE} if flow == "broker" else {}
         try:
             with _stdout_to_stderr():
                 return app.acquire_token_interactive(
                     SCOPES, login_hint=account or None,
                     prompt=None if account else "select_account",
                     claims_challenge=claims or None,
-                    timeout=self.settings.signin_timeout, **extra)
+                    timeout=self.settings.signin_timeout,
+                    parent_window_handle=app.CONSOLE_WINDOW_HANDLE)
         except BrowserInteractionTimeoutError:
-            raise HelperError(f"sign-in for {for_what} was not completed within "
-                              f"{self.settings.signin_timeout:.0f} seconds") from None
+            raise self._not_completed(for_what, login_url) from None
+
+    def _browser(self, app: msal.PublicClientApplication, account: str, for_what: str,
+                 login_url: str, claims: str) -> dict:
+        """msal's loopback sign-in, in its parts, so that the person is shown the address
+        before the browser is asked to open it: when no browser appears (another screen, a
+        remote desktop) they can open it themselves, or choose a device code instead."""
+        with AuthCodeReceiver(port=0) as receiver:
+            flow = app.initiate_auth_code_flow(
+                SCOPES, redirect_uri=f"http://localhost:{receiver.get_port()}",
+                login_hint=account or None, prompt=None if account else "select_account",
+                claims_challenge=claims or None, response_mode="form_post")
+            self.prompt.say(f"opening a browser to sign in for {for_what}"
+                            f"{f' as {account}' if account else ''}: {flow['auth_uri']} "
+                            "(if none opens, open that address yourself; for a device code "
+                            f"instead, press Ctrl+C and run: git credential-pat login "
+                            f"--device-code {login_url})")
+            with _stdout_to_stderr():
+                response = receiver.get_auth_response(
+                    auth_uri=flow["auth_uri"], state=flow["state"],
+                    timeout=self.settings.signin_timeout,
+                    auth_uri_callback=lambda uri: None)  # the address is shown already
+        if response is None:
+            raise self._not_completed(for_what, login_url)
+        return app.acquire_token_by_auth_code_flow(flow, response, scopes=SCOPES)
+
+    def _not_completed(self, for_what: str, login_url: str, device: bool = False
+                       ) -> HelperError:
+        instead = "" if device else "--device-code "
+        return HelperError(f"sign-in for {for_what} was not completed within "
+                           f"{self.settings.signin_timeout:.0f} seconds; to try again, run: "
+                           f"git credential-pat login {instead}{login_url}")
 
     def _device(self, app: msal.PublicClientApplication, account: str, for_what: str,
-                claims: str) -> dict:
+                login_url: str, claims: str) -> dict:
         flow = app.initiate_device_flow(scopes=SCOPES, claims_challenge=claims or None)
         if "user_code" not in flow:
-            raise sign_in_failure(flow, for_what)
+            raise sign_in_failure(flow, for_what, login_url)
         secret(flow.get("device_code"))
         self.prompt.say(f"to sign in for {for_what}{f' as {account}' if account else ''}: "
                         f"{printable(flow['message'])}")
         flow["expires_at"] = min(flow["expires_at"], time.time() + self.settings.signin_timeout)
         result = app.acquire_token_by_device_flow(flow, claims_challenge=claims or None)
         if result.get("error") in _STILL_WAITING:
-            raise HelperError(f"sign-in for {for_what} was not completed within "
-                              f"{self.settings.signin_timeout:.0f} seconds")
+            raise self._not_completed(for_what, login_url, device=True)
         return result
 
-    def _access_token(self, result: dict, tenant: str, who: str, for_what: str) -> AccessToken:
+    def _access_token(self, result: dict, tenant: str, who: str, for_what: str,
+                      login_url: str) -> AccessToken:
         for key in ("access_token", "refresh_token", "id_token"):
             secret(result.get(key))
         if "access_token" not in result:
-            raise sign_in_failure(result, for_what)
+            raise sign_in_failure(result, for_what, login_url)
         claims = result.get("id_token_claims") or {}
         return AccessToken(
             token=result["access_token"],
@@ -349,14 +387,19 @@ def _belongs(entry: Mapping[str, str], tenant: str) -> bool:
     return "." in tenant and entry.get("username", "").lower().endswith(f"@{tenant}")
 
 
-def sign_in_failure(result: dict, for_what: str) -> HelperError:
+def sign_in_failure(result: dict, for_what: str, login_url: str = "") -> HelperError:
     """msal's error dict as one line: the error code and the first line of its description,
     where Entra puts the AADSTS code people search for, without the trace and correlation IDs
-    that follow it."""
+    that follow it; and, for a person's sign-in, the command that tries again."""
     error = printable(str(result.get("error") or "unknown_error"))[:80]
     lines = str(result.get("error_description") or "").strip().splitlines() or [""]
     detail = printable(lines[0].partition(" Trace ID:")[0].strip())[:240]
-    return HelperError(f"sign-in for {for_what} failed: {error}{f': {detail}' if detail else ''}")
+    again = ""
+    if login_url:
+        detail = detail.rstrip(".")
+        again = f"; to try again, run: git credential-pat login {login_url}"
+    return HelperError(f"sign-in for {for_what} failed: {error}"
+                       f"{f': {detail}' if detail else ''}{again}")
 
 
 def _check_broker() -> None:

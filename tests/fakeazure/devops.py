@@ -471,7 +471,8 @@ class DevOps:
         )
         with self.state.lock:
             self.state.pats.append(pat)
-        return json_response({"patToken": self.pat_json(pat, with_token=True),
+            changed = self.state.create_answers.pop(0) if self.state.create_answers else {}
+        return json_response({"patToken": {**self.pat_json(pat, with_token=True), **changed},
                               "patTokenError": "none"})
 
     def owned(self, caller: Caller, authorization_id: str) -> PatRecord | str:

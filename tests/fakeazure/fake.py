@@ -546,6 +546,19 @@ class FakeAzure:
         """The next `times` requests of `step` get `302 Location: location`."""
         self.state.add_fault(step, Fault("redirect", times, location=location))
 
+    def bad_create_answer(self, times: int = 1, **fields: object) -> None:
+        """The next `times` creates make the PAT as usual but answer with these fields of
+        `patToken` changed (`token=None`: a PAT created, its secret never given)."""
+        with self.state.lock:
+            self.state.create_answers.extend([fields] * times)
+
+    def refuse_scope_with(self, status: int) -> None:
+        """Answer a push with a PAT whose scope only reads with this status: 401 with the
+        usual challenge, as git users of Azure DevOps meet it ("Authentication failed" on a
+        push while fetches work), so that git sends `erase`; or 403, which git does not."""
+        with self.state.lock:
+            self.state.scope_refusal_status = status
+
     def pat_errors_with_status(self, status: int) -> None:
         """Answer PAT API errors (`patTokenError` other than none) with this HTTP status
         instead of the 200 the spec documents."""

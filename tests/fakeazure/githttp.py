@@ -102,12 +102,12 @@ class GitHttp:
         seen = presented(self.state, req)
         caller = caller_for_org(self.state, seen, org)
         if caller is None:
-            response = Response(401, [("Content-Type", "text/plain; charset=utf-8"),
-                                      *challenge_headers(org)],
-                                b"TF400813: The user is not authorized to access this resource.")
+            response = _unauthorized(org)
             response.credential = seen.kind
             return response
-        if not self.scope_allows(caller, write):
+        if not self.scope_allows(caller, write) and self.state.scope_refusal_status == 401:
+            response = _unauthorized(org)
+        elif not self.scope_allows(caller, write):
             response = text_response(
                 "TF401027: You need the Git 'GenericContribute' permission to perform this "
                 "action (the personal access token's scope does not allow it).", 403)
@@ -166,6 +166,11 @@ class GitHttp:
                 proc.stdout.close()
                 feeder.join(timeout=CGI_TIMEOUT)
         return parse_cgi(output)
+
+
+def _unauthorized(org: Org) -> Response:
+    return Response(401, [("Content-Type", "text/plain; charset=utf-8"), *challenge_headers(org)],
+                    b"TF400813: The user is not authorized to access this resource.")
 
 
 def _feed(req: Request, stdin: object) -> None:

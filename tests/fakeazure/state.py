@@ -301,6 +301,8 @@ class State:
             self.pat_error_status = 200
             self.sessions_revoked: dict[str, float] = {}  # upn -> when
             self.cae_events: dict[str, tuple[float, str]] = {}  # upn -> (when, claims JSON)
+            self.create_answers: list[dict[str, object]] = []  # fields the next creates change
+            self.scope_refusal_status = 403  # for a push with a PAT that may only read
             self.offset_seconds = 0.0
 
     # -- clock -------------------------------------------------------------------------------
