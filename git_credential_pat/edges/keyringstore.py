@@ -32,7 +32,18 @@ if TYPE_CHECKING:
 
 CHUNK = 1000  # characters; UTF-16 on Windows, so 2,000 of the 2,560 bytes allowed
 CHUNKED = "chunked:"
+MAX_CHUNKS = 1000  # a megabyte: far more than a token cache of many accounts
 INDEX_KEY = "index"
+
+
+def _chunk_count(value: str | None) -> int:
+    """How many chunks a stored value says it was split into; 0 for a whole value, or for a
+    count that is not a number from 1 to MAX_CHUNKS (never a loop of a billion reads)."""
+    if not value or not value.startswith(CHUNKED):
+        return 0
+    digits = value[len(CHUNKED):]
+    count = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 4 else 0
+    return count if count <= MAX_CHUNKS else 0
 
 
 class NotReadAhead(Exception):
@@ -169,9 +180,9 @@ class KeyringStore:
     @staticmethod
     def _read(key: str, get: Callable[[str], str | None]) -> str | None:
         value = get(key)
-        if value is None or not value.startswith(CHUNKED):
-            return value
-        count = int(value[len(CHUNKED):])
+        count = _chunk_count(value)
+        if not count:
+            return value  # a count out of range is left for the item's reader to refuse
         parts = [get(f"{key}#{n}") for n in range(count)]
         return None if None in parts else "".join(parts)
 
@@ -206,8 +217,8 @@ class KeyringStore:
         return sorted(json.loads(self._call("get_password", INDEX_KEY) or "[]"))
 
     def _drop_chunks(self, key: str, old: str | None, keep: int) -> None:
-        if old and old.startswith(CHUNKED):
-            for n in range(keep, int(old[len(CHUNKED):])):
+        if old:
+            for n in range(keep, _chunk_count(old)):
                 self._call("delete_password", f"{key}#{n}")
 
     def _index(self, add: str = "", remove: str = "") -> None:
