@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -17,11 +19,20 @@ from hypothesis import given, settings, strategies as st
 from git_credential_pat.core import entries, policy
 from git_credential_pat.core.protocol import Message
 from git_credential_pat.core.settings import resolve
+from git_credential_pat.edges import secretservice
 from tests.azurefixtures import REPO_URL, configured
 from tests.fakeazure import FakeAzure
 from tests.gitenv import GitEnv
-from tests.hardening import ORG_KEY, SIGNIN_NOTICE, assert_no_orphan_pats, helper_lines, stored_item
+from tests.hardening import (
+    ORG_KEY,
+    SIGNIN_NOTICE,
+    assert_no_orphan_pats,
+    assert_one_clean_line,
+    helper_lines,
+    stored_item,
+)
 from tests.netfixtures import Contoso
+from tests.privatekeyring import PrivateKeyring
 
 GOOD_ENTRY = {"username": "alice@contoso.com", "password": "p" * 52,
               "password_expiry_utc": 2_000_000_000}
@@ -140,3 +151,53 @@ def test_any_stored_text_reads_as_an_item(text: str) -> None:
     reports: list[str] = []
     item = entries.load(text, reports.append)
     assert isinstance(item["credentials"], list) and len(reports) <= 1
+
+
+# A Secret Service that is running but never answers (its daemon stopped with SIGSTOP).
+
+STORE_TIMEOUT = 3
+WEDGED_BOUND = secretservice.TIMEOUT + STORE_TIMEOUT + 5  # the direct reader, keyring, start-up
+PLAIN = b"protocol=https\nhost=git.example.com\n"
+
+
+@pytest.fixture
+def wedged(tmp_path: Path, genv: GitEnv) -> Iterator[GitEnv]:
+    """The helper on a Secret Service of the test's own holding one credential, whose daemon is
+    then stopped; it is continued before it is taken down."""
+    with PrivateKeyring(tmp_path / "keyring") as keyring:
+        env = genv.with_keyring()
+        env.env.update(keyring.env, GIT_CREDENTIAL_PAT_STORE_TIMEOUT=str(STORE_TIMEOUT))
+        stored = env.helper("store", PLAIN + b"username=u\npassword=pw-1234\n\n")
+        assert stored.returncode == 0 and b"password=pw-1234" in env.helper(
+            "get", PLAIN + b"\n").stdout
+        keyring.freeze()
+        try:
+            yield env
+        finally:
+            keyring.thaw()
+
+
+@pytest.mark.parametrize("action", ["get", "store"])
+def test_a_keyring_that_never_answers_fails_in_one_line_within_the_bound(
+        wedged: GitEnv, action: str) -> None:
+    extra = b"username=u\npassword=pw-5678\n" if action == "store" else b""
+    started = time.monotonic()
+    done = wedged.helper(action, PLAIN + extra + b"\n", timeout=60)
+    took = time.monotonic() - started
+    assert took < WEDGED_BOUND, took
+    assert done.returncode == 1 and done.stdout == b""
+    assert done.stderr.decode().splitlines() == [
+        f"git-credential-pat: the keyring did not answer within {STORE_TIMEOUT} s (is its daemon "
+        "stopped or hung, or an unlock prompt waiting?); restart it, or set "
+        "credential.patStoreTimeout to wait longer, or opt into "
+        "git config --global credential.patStore file"]
+
+
+def test_git_is_not_hung_by_a_keyring_that_never_answers(
+        wedged: GitEnv, azure: FakeAzure, contoso: Contoso) -> None:
+    configured(wedged, azure)
+    started = time.monotonic()
+    done = wedged.git("ls-remote", REPO_URL, check=False, timeout=60)
+    assert time.monotonic() - started < WEDGED_BOUND
+    assert done.returncode != 0
+    assert_one_clean_line(done.stderr, f"the keyring did not answer within {STORE_TIMEOUT} s")

@@ -131,7 +131,9 @@ class Runtime:
         return entries.load(self.read(store, key, ahead), report)
 
     def store(self, settings: Settings) -> SecretStore:
-        return self._open(settings.store, settings.store_file if settings.store == "file" else "")
+        store = self._open(settings.store, settings.store_file if settings.store == "file" else "")
+        store.timeout = settings.store_timeout
+        return store
 
     def _open(self, kind: str, store_file: str) -> SecretStore:
         if (kind, store_file) not in self._stores:

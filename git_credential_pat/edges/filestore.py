@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+from git_credential_pat.core.constants import DEFAULT_STORE_TIMEOUT
 from git_credential_pat.core.errors import StoreError
 
 
@@ -21,6 +22,7 @@ class FileStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.timeout = DEFAULT_STORE_TIMEOUT
         self.description = f"file {path} (plaintext, mode 0600)"
 
     def _load(self) -> dict[str, str]:
@@ -53,7 +55,7 @@ class FileStore:
     def write(self, key: str, value: str) -> None:
         from git_credential_pat.edges import lock
 
-        with lock.held(f"file:{self.path}", timeout=30):
+        with lock.held(f"file:{self.path}", timeout=self.timeout):
             data = self._load()
             data[key] = value
             self._save(data)
@@ -61,7 +63,7 @@ class FileStore:
     def delete(self, key: str) -> None:
         from git_credential_pat.edges import lock
 
-        with lock.held(f"file:{self.path}", timeout=30):
+        with lock.held(f"file:{self.path}", timeout=self.timeout):
             data = self._load()
             if data.pop(key, None) is not None:
                 self._save(data)

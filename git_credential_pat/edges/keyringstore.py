@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from git_credential_pat.core.constants import FILE_STORE_HINT, SERVICE
+from git_credential_pat.core.constants import DEFAULT_STORE_TIMEOUT, FILE_STORE_HINT, SERVICE
 from git_credential_pat.core.errors import StoreError
 from git_credential_pat.edges import trace
 from git_credential_pat.edges.system import environ
@@ -44,6 +44,34 @@ def _chunk_count(value: str | None) -> int:
     digits = value[len(CHUNKED):]
     count = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 4 else 0
     return count if count <= MAX_CHUNKS else 0
+
+
+class NoAnswer(Exception):
+    """A keyring call outlasted its bound."""
+
+
+def _bounded(work: Callable[[], Any], seconds: float) -> Any:
+    """`work()` on a daemon thread, abandoned after `seconds`: a D-Bus call to a stopped daemon
+    or an unanswered unlock prompt cannot be interrupted, and the process leaves without it."""
+    import threading
+
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller as it is
+            outcome.append((False, error))
+
+    worker = threading.Thread(target=target, name="keyring", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not outcome:
+        raise NoAnswer
+    done, value = outcome[0]
+    if not done:
+        raise value
+    return value
 
 
 class NotReadAhead(Exception):
@@ -103,6 +131,7 @@ class KeyringStore:
         self._direct_read = _direct_reader()
         self._why_not_direct = ""  # for the trace, once it is known whether there is one
         self._loaded_backend: Any = None
+        self.timeout = DEFAULT_STORE_TIMEOUT
 
     @property
     def _backend(self) -> Any:
@@ -115,17 +144,24 @@ class KeyringStore:
         return f"OS keyring ({self._backend.name})"
 
     def _call(self, method: str, *args: str) -> Any:
-        backend = self._backend  # its own StoreError says what is missing
         from keyring.errors import KeyringError, KeyringLocked, PasswordDeleteError
 
-        try:
-            return getattr(backend, method)(SERVICE, *args)
+        try:  # the backend is opened on the worker too: finding the Secret Service can hang
+            return _bounded(lambda: getattr(self._backend, method)(SERVICE, *args), self.timeout)
+        except StoreError:
+            raise  # the backend's own, saying what is missing
         except PasswordDeleteError:
             return None
         except KeyringLocked:
             raise StoreError(
                 "the keyring is locked; unlock it (log in to the desktop, or run "
                 "`gnome-keyring-daemon --unlock`) and try again"
+            ) from None
+        except NoAnswer:
+            raise StoreError(
+                f"the keyring did not answer within {self.timeout:g} s (is its daemon stopped "
+                "or hung, or an unlock prompt waiting?); restart it, or set "
+                f"credential.patStoreTimeout to wait longer, or opt into {FILE_STORE_HINT}"
             ) from None
         except (KeyringError, RuntimeError, OSError) as error:
             raise StoreError(
