@@ -94,7 +94,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Where secrets live: the OS keyring, or (opt-in) a 0600 file."),
     Setting("store_file", "", _path, "The file used when store is file; by default "
             "~/.config/git-credential-pat/credentials.json."),
-    Setting("timeout", 30.0, _positive(float), "Seconds to wait for one HTTP request."),
+    Setting("timeout", 30.0, _positive(float),
+            "Seconds one HTTP request may take in all, its retries and whole answer included."),
     Setting("git_timeout", 10.0, _positive(float),
             "Seconds to wait for one git command the helper runs (git config, git's cache)."),
     Setting("store_timeout", constants.DEFAULT_STORE_TIMEOUT, _positive(float),

@@ -229,7 +229,7 @@ class RequestRecord:
 
 @dataclass
 class Fault:
-    kind: str  # fail | drop | delay | redirect
+    kind: str  # fail | drop | delay | redirect | drip (the body sent `seconds` per byte)
     remaining: int
     status: int = 503
     retry_after: int | str | None = None  # seconds, or an HTTP date
@@ -273,6 +273,7 @@ class State:
             self.authorize_count = 0
             self.devicecode_count = 0
             self.pat_error_status = 200
+            self.endless_pat_pages = False
             self.offset_seconds = 0.0
 
     # -- clock -------------------------------------------------------------------------------
