@@ -87,7 +87,7 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
 def _print(checks: list[Check], term: Terminal) -> None:
     width = max(len(c.name) for c in checks)
     for c in checks:
-        term.line(f"{term.paint(c.level.ljust(4), c.level)}  {c.name.ljust(width)}  {c.detail}")
+        term.line((c.level.ljust(4), c.level), f"  {c.name.ljust(width)}  {c.detail}")
         if c.fix and c.level != "ok":
             term.line(f"{'':4}  {'':{width}}  fix: {c.fix}")
 

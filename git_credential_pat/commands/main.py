@@ -17,12 +17,13 @@ import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
 
 from git_credential_pat import __version__
 from git_credential_pat.commands.output import Terminal
 from git_credential_pat.core.constants import NAME
 from git_credential_pat.core.errors import HelperError, UsageError
-from git_credential_pat.core.redact import show
+from git_credential_pat.core.redact import printable_lines, show
 from git_credential_pat.core.settings import SETTINGS
 from git_credential_pat.edges import trace
 
@@ -189,8 +190,16 @@ COMMANDS: tuple[Command, ...] = (
 NAMES = frozenset(c.name for c in COMMANDS) | {"help"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own messages quote what was typed (`invalid choice: '...'`), so they are
+    escaped like every other line the helper prints. Sub-parsers are of the same class."""
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        super()._print_message(printable_lines(message), file)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="git credential-pat", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A git credential helper that keeps Azure DevOps remotes signed in with "
                     "scoped, expiring PATs.\ngit runs it as `git credential-pat get|store|erase`;"

@@ -102,7 +102,11 @@ def new_session(settings: Settings) -> requests.Session:
 
 
 def host_of(url: str) -> str:
-    return urlsplit(url).hostname or "the server"
+    """The host a URL names; a server's malformed one (an unbalanced `[`) is not an error."""
+    try:
+        return urlsplit(url).hostname or "the server"
+    except ValueError:
+        return "a malformed address"
 
 
 def call(session: requests.Session, method: str, url: str, *, step: str, timeout: float,
@@ -275,7 +279,10 @@ def _status_failure(host: str, step: str, response: requests.Response) -> Helper
 
 def _redirect_failure(host: str, step: str, response: requests.Response) -> HelperError:
     location = response.headers.get("Location")
-    target = host_of(urljoin(response.url, location)) if location else "nowhere"
+    try:
+        target = host_of(urljoin(response.url, location)) if location else "nowhere"
+    except ValueError:
+        target = "a malformed address"
     return HelperError(f"{host} redirected to {target} while {step}; not following it, so that "
                        "no token leaves for another host (a proxy or sign-in portal in the way?)")
 
