@@ -7,7 +7,8 @@ import os
 import sys
 
 from git_credential_pat.core.constants import DEFAULT_STORE_TIMEOUT
-from git_credential_pat.core.errors import StoreError
+from git_credential_pat.core.errors import HelperError, StoreError
+from git_credential_pat.edges import files
 
 
 def default_file() -> str:
@@ -40,14 +41,10 @@ class FileStore:
     def _save(self, data: dict[str, str]) -> None:
         import json
 
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        temporary = f"{self.path}.{os.getpid()}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1, sort_keys=True)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, self.path)
+        try:
+            files.write_secret(self.path, json.dumps(data, indent=1, sort_keys=True))
+        except HelperError as error:
+            raise StoreError(str(error)) from None
 
     def read(self, key: str) -> str | None:
         return self._load().get(key)

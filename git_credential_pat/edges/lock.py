@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from git_credential_pat.core.errors import HelperError
+from git_credential_pat.edges import files
 
 POLL_SECONDS = 0.05
 
@@ -23,9 +24,7 @@ def lock_dir() -> str:
     base = os.environ.get("XDG_RUNTIME_DIR") or os.path.join(
         os.environ.get("LOCALAPPDATA") or os.path.expanduser("~/.cache"), "git-credential-pat"
     )
-    path = os.path.join(base, "git-credential-pat-locks")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
+    return files.private_dir(os.path.join(base, "git-credential-pat-locks"))
 
 
 if sys.platform == "win32":
@@ -61,7 +60,11 @@ else:
 def held(name: str, timeout: float) -> Iterator[None]:
     """Hold the lock called `name`, waiting at most `timeout` seconds for it."""
     digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:24]
-    fd = os.open(os.path.join(lock_dir(), digest + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    path = os.path.join(lock_dir(), digest + ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as error:
+        raise HelperError(f"cannot create the lock file {path}: {files.problem(error)}") from None
     try:
         deadline = time.monotonic() + timeout
         while not _try_lock(fd):
