@@ -154,6 +154,16 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing_behind(
         assert len(stored_users(genv)) == 7
 
 
+def test_a_temporary_file_a_killed_process_left_is_removed_by_the_next_write(
+        genv: GitEnv) -> None:
+    assert store(genv, 0).returncode == 0
+    leftover = genv.store_file.parent / "credentials.json.4242.0badc0de.tmp"
+    leftover.write_text('{"https://git.example.com": "secret-9-0123456789"}')
+    assert genv.run("git-credential-pat", "logout", "--all", check=False).returncode == 0
+    assert sorted(p.name for p in genv.store_file.parent.iterdir()) == ["credentials.json"]
+    assert "secret-" not in genv.store_file.read_text()
+
+
 @pytest.mark.parametrize("locks", ["runtime dir", "home"])
 def test_a_read_only_home_is_one_line_naming_the_directory(genv: GitEnv, locks: str) -> None:
     if locks == "home":

@@ -91,3 +91,16 @@ def write_secret(path: str, text: str) -> None:
             pass
         raise HelperError(f"cannot write {printable(path)}: {problem(error)}; "
                           "nothing was changed") from None
+
+
+def remove_leftovers(path: str) -> None:
+    """Remove the temporary files of `write_secret` for `path` that a killed process left, which
+    may hold secrets. Only for a caller holding the lock that every writer of `path` takes,
+    so that none of them is still being written."""
+    import glob
+
+    for leftover in glob.glob(f"{glob.escape(path)}.*.tmp"):
+        try:  # noqa: SIM105 - gone already is as good
+            os.unlink(leftover)
+        except OSError:
+            pass

@@ -41,7 +41,8 @@ class FileStore:
     def _save(self, data: dict[str, str]) -> None:
         import json
 
-        try:
+        try:  # under the file's lock, which every writer holds
+            files.remove_leftovers(self.path)
             files.write_secret(self.path, json.dumps(data, indent=1, sort_keys=True))
         except HelperError as error:
             raise StoreError(str(error)) from None
