@@ -50,9 +50,10 @@ class NoAnswer(Exception):
     """A keyring call outlasted its bound."""
 
 
-def _bounded(work: Callable[[], Any], seconds: float) -> Any:
-    """`work()` on a daemon thread, abandoned after `seconds`: a D-Bus call to a stopped daemon
-    or an unanswered unlock prompt cannot be interrupted, and the process leaves without it."""
+def bounded(work: Callable[[], Any], seconds: float) -> Any:
+    """`work()` on a daemon thread, abandoned after `seconds` (`NoAnswer`): a D-Bus call to a
+    stopped daemon or an unanswered unlock prompt cannot be interrupted, and the process
+    leaves without it. What `work` raises is raised here."""
     import threading
 
     outcome: list[tuple[bool, Any]] = []
@@ -147,7 +148,7 @@ class KeyringStore:
         from keyring.errors import KeyringError, KeyringLocked, PasswordDeleteError
 
         try:  # the backend is opened on the worker too: finding the Secret Service can hang
-            return _bounded(lambda: getattr(self._backend, method)(SERVICE, *args), self.timeout)
+            return bounded(lambda: getattr(self._backend, method)(SERVICE, *args), self.timeout)
         except StoreError:
             raise  # the backend's own, saying what is missing
         except PasswordDeleteError:
