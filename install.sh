@@ -42,6 +42,7 @@ for arg in "$@"; do
 done
 if $yes && ! $uninstall; then die "--yes only goes with --uninstall"; fi
 
+umask 022  # what it installs is nobody else's to change, whatever the caller's umask
 src=$(cd "$(dirname "$0")" && pwd -P)
 venv=${XDG_DATA_HOME:-$HOME/.local/share}/$NAME/venv
 link=$HOME/.local/bin/$NAME

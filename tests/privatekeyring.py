@@ -118,6 +118,18 @@ class PrivateKeyring:
         self.dbus_send(SECRETS, "/org/freedesktop/secrets",
                        "org.freedesktop.Secret.Service.Lock", f"array:objpath:{collection}")
 
+    def freeze(self) -> None:
+        """Stop gnome-keyring-daemon with SIGSTOP: the bus still routes calls to it, and none
+        is answered, as with a daemon that hangs."""
+        import signal
+
+        os.kill(self._processes[1].pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        import signal
+
+        os.kill(self._processes[1].pid, signal.SIGCONT)
+
     def stop(self) -> None:
         for process in reversed(self._processes):
             process.terminate()

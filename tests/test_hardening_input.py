@@ -334,6 +334,8 @@ def run_executable(env: GitEnv, data: bytes, action: str = "get") -> None:
 @example(b"protocol=https\nhost=git.example.com\n")
 @example(b"protocol=https\nhost=dev.azure.com\npath=fabrikam/p\n")
 @example(b"url=https://[::1\n")
+@example(b"url=https://%1b%5b2J%1b%5d0%3bt%07%40x@dev.azure.com/fabrikam/p\n")  # escapes shown
+@example(b"protocol=https\nhost=dev.azure.com\npath=fabrik\x1bcam/p\nusername=\x1b[2J@x\n")
 @example(b"protocol=https\nhost=" + b"h" * 65536 + b"\n")
 @example(b"x=y\n" * 5000)
 @example(b"protocol=https\nhost=git.example.com")  # no final newline

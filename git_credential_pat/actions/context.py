@@ -65,6 +65,7 @@ class Runtime:
         self._stores: dict[tuple[str, str], SecretStore] = {}
         self._config_ahead = config_ahead
         self._read_ahead: tuple[SecretStore, str, str | None] | None = None
+        self._reported: set[str] = set()
 
     def settings(self, url: str, read_ahead: str = "") -> Settings:
         """The settings for a URL, from one `git config` call and the environment.
@@ -120,8 +121,21 @@ class Runtime:
             trace.log(f"{key}: {how}, {'no item' if value is None else 'an item'}")
         return value
 
+    def item(self, store: SecretStore, key: str, ahead: bool = False) -> Item:
+        """The item under `key` (`read`), parsed; one that is unreadable counts as empty and is
+        reported once, with what the next store does about it."""
+        def report(why: str) -> None:
+            if key not in self._reported:
+                self._reported.add(key)
+                self.say(f"the stored item {key} is unreadable ({why}); it counts as empty "
+                         "and is replaced on the next store")
+
+        return entries.load(self.read(store, key, ahead), report)
+
     def store(self, settings: Settings) -> SecretStore:
-        return self._open(settings.store, settings.store_file if settings.store == "file" else "")
+        store = self._open(settings.store, settings.store_file if settings.store == "file" else "")
+        store.timeout = settings.store_timeout
+        return store
 
     def _open(self, kind: str, store_file: str) -> SecretStore:
         if (kind, store_file) not in self._stores:
@@ -190,7 +204,7 @@ class OrgContext:
 
     def item(self, ahead: bool = False) -> Item:
         """The organization's item; `ahead` as for `Runtime.read`."""
-        return entries.load(self.runtime.read(self.store, self.key, ahead))
+        return self.runtime.item(self.store, self.key, ahead)
 
     def update_item(self, change: Callable[[Item], bool | None]) -> Item:
         return update_item(self.store, self.key, change, keep_if_empty=True)

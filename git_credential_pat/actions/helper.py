@@ -61,7 +61,7 @@ def _plain(request: Message, runtime: Runtime, action: str) -> tuple[SecretStore
 
 def _get_plain(request: Message, runtime: Runtime) -> Answer:
     store, key = _plain(request, runtime, "get")
-    entry = entries.find(entries.load(runtime.read(store, key, ahead=True)), request,
+    entry = entries.find(runtime.item(store, key, ahead=True), request,
                          runtime.clock())
     return entries.answer(entry, request) if entry else []
 
@@ -80,7 +80,7 @@ def _store_plain(request: Message, runtime: Runtime) -> Answer:
 
 def _erase_plain(request: Message, runtime: Runtime) -> Answer:
     store, key = _plain(request, runtime, "erase")
-    if entries.matching(entries.load(runtime.read(store, key, ahead=True)), request):
+    if entries.matching(runtime.item(store, key, ahead=True), request):
         update_item(store, key, lambda item: bool(entries.remove(item, request)))
     return []
 

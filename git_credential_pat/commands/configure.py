@@ -200,8 +200,8 @@ def settings_help(options: argparse.Namespace, term: Terminal) -> int:
               "(credential.https://dev.azure.com/ORG.KEY);\nits environment variable wins "
               "over git config.\n")
     for setting in SETTINGS:
-        term.line(f"{term.paint(f'credential.{setting.config_key}', 'bold')}  "
-                  f"{setting.env_var}  default: {_default(setting)}")
+        term.line((f"credential.{setting.config_key}", "bold"),
+                  f"  {setting.env_var}  default: {_default(setting)}")
         term.line(textwrap.fill(setting.doc, 96, initial_indent="    ",
                                 subsequent_indent="    "))
     return 0

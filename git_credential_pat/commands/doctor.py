@@ -15,7 +15,6 @@ import argparse
 import email.utils
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from git_credential_pat.core import entries, policy, settings as settings_mod
 from git_credential_pat.core.constants import FILE_STORE_HINT, NAME, ORG_HOST, WARN_DAYS
 from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.remote import Org
-from git_credential_pat.edges import git, gitconfig
+from git_credential_pat.edges import git, gitconfig, keyringstore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
 def _print(checks: list[Check], term: Terminal) -> None:
     width = max(len(c.name) for c in checks)
     for c in checks:
-        term.line(f"{term.paint(c.level.ljust(4), c.level)}  {c.name.ljust(width)}  {c.detail}")
+        term.line((c.level.ljust(4), c.level), f"  {c.name.ljust(width)}  {c.detail}")
         if c.fix and c.level != "ok":
             term.line(f"{'':4}  {'':{width}}  fix: {c.fix}")
 
@@ -190,28 +189,17 @@ def _probe(store: SecretStore) -> SecretStore:
 
 
 def _bounded(work: Callable[[], SecretStore], seconds: float) -> SecretStore:
-    """Run `work` on a daemon thread, giving up after `seconds`: a D-Bus call waiting for an
-    unlock prompt cannot be interrupted, only abandoned."""
-    result: list[SecretStore] = []
-    failure: list[HelperError] = []
-
-    def target() -> None:
-        try:
-            result.append(work())
-        except HelperError as error:
-            failure.append(error)
-        except Exception as error:  # noqa: BLE001 - any backend's failure is this check's answer
-            failure.append(HelperError(f"the secret store failed ({error.__class__.__name__})"))
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if failure:
-        raise failure[0]
-    if not result:
+    """`work` abandoned after `seconds`: a D-Bus call waiting for an unlock prompt cannot be
+    interrupted. Any failure of any backend is this check's answer, in one line."""
+    try:
+        return keyringstore.bounded(work, seconds)
+    except keyringstore.NoAnswer:
         raise HelperError(f"the secret store did not answer within {seconds:.0f} s "
-                          "(locked, waiting for a password prompt?)")
-    return result[0]
+                          "(locked, waiting for a password prompt?)") from None
+    except HelperError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any backend's failure is this check's answer
+        raise HelperError(f"the secret store failed ({error.__class__.__name__})") from None
 
 
 def token_cache(context: Checkup) -> Iterator[Check]:

@@ -19,12 +19,13 @@ import textwrap
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
 
 from git_credential_pat import __version__
 from git_credential_pat.commands.output import Terminal
 from git_credential_pat.core.constants import NAME
 from git_credential_pat.core.errors import HelperError, UsageError
-from git_credential_pat.core.redact import show
+from git_credential_pat.core.redact import printable_lines, show
 from git_credential_pat.core.settings import SETTINGS
 from git_credential_pat.edges import trace
 
@@ -232,13 +233,21 @@ ACTION_RULE = ("An unknown word alone, with a credential request (key=value line
 REQUEST_WAIT_SECONDS = 2.0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own messages quote what was typed (`invalid choice: '...'`), so they are
+    escaped like every other line the helper prints. Sub-parsers are of the same class."""
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        super()._print_message(printable_lines(message), file)
+
+
 def build_parser(width: int | None = None) -> argparse.ArgumentParser:
     """The one parser: `--help`, `help`, the manual page and shell completion come from it.
     `width` fixes the help's line length, which is otherwise the terminal's."""
     formatter: Callable[..., argparse.HelpFormatter] = (
         functools.partial(argparse.RawDescriptionHelpFormatter, width=width) if width
         else argparse.RawDescriptionHelpFormatter)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="git credential-pat", formatter_class=formatter,
         description="A git credential helper that keeps Azure DevOps remotes signed in with "
                     "scoped, expiring PATs.\ngit runs it as `git credential-pat get|store|erase`;"

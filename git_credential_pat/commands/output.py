@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import TextIO
 
 from git_credential_pat.core.constants import DAY, NAME, WARN_DAYS
-from git_credential_pat.core.redact import show
+from git_credential_pat.core.redact import printable, printable_lines, show
 
 _COLOURS = {"ok": "32", "warn": "33", "fail": "31", "dim": "2", "bold": "1"}
 
@@ -69,13 +69,18 @@ class Terminal:
         that stdout holds the JSON alone."""
         return _Muted(self.out, self.err)
 
-    def paint(self, text: str, style: str) -> str:
+    def _paint(self, text: str, style: str) -> str:
+        text = printable(text)
         if not self.colour or style not in _COLOURS:
             return text
         return f"\x1b[{_COLOURS[style]}m{text}\x1b[0m"
 
-    def line(self, text: str = "") -> None:
-        self.out.write(text + "\n")
+    def line(self, *parts: str | tuple[str, str]) -> None:
+        """Output, which may span lines. Its text may hold what a server, a URL or the store
+        said, so every control character in it is escaped but line breaks; colour goes only
+        to the parts given as `(text, style)`."""
+        self.out.write("".join(self._paint(*part) if isinstance(part, tuple)
+                               else printable_lines(part) for part in parts) + "\n")
         self.out.flush()
 
     def say(self, text: str) -> None:
@@ -91,14 +96,19 @@ class Terminal:
               styles: Sequence[Sequence[str]] | None = None) -> None:
         """Aligned columns; `styles` colours cells after padding, so colour never breaks
         the alignment."""
+        rows = [[printable(cell) for cell in row] for row in rows]  # escaped before measured
         widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
                   for i, h in enumerate(headers)]
-        self.line(self.paint(_join(headers, widths), "bold"))
+        self.line((_join(headers, widths), "bold"))
         for n, row in enumerate(rows):
             cells = [cell.ljust(width) for cell, width in zip(row, widths)]
-            if styles:
-                cells = [self.paint(cell, style) for cell, style in zip(cells, styles[n])]
-            self.line("  ".join(cells).rstrip())
+            if not styles or not self.colour:
+                self.line("  ".join(cells).rstrip())
+                continue
+            parts: list[str | tuple[str, str]] = []
+            for cell, style in zip(cells, styles[n]):
+                parts += ["  ", (cell, style)] if parts else [(cell, style)]
+            self.line(*parts)
 
     @contextmanager
     def progress(self, text: str) -> Iterator[None]:
@@ -114,7 +124,7 @@ class Terminal:
 
     def _draw(self) -> None:
         if self.live and self._progress:
-            self.err.write(self.paint(self._progress, "dim"))
+            self.err.write(self._paint(self._progress, "dim"))
         self.err.flush()
 
     def _clear(self) -> None:
@@ -124,8 +134,8 @@ class Terminal:
 
 
 class _Muted(Terminal):
-    def line(self, text: str = "") -> None:
-        del text  # a `--json` run prints its JSON through the unmuted terminal
+    def line(self, *parts: str | tuple[str, str]) -> None:
+        del parts  # a `--json` run prints its JSON through the unmuted terminal
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -29,4 +29,5 @@ CACHE_SECONDS = 900
 
 # Items of the secret store that are not credentials.
 TOKEN_CACHE_KEY = "msal-token-cache"
+DEFAULT_STORE_TIMEOUT = 30.0  # seconds one call to the secret store may wait (patStoreTimeout)
 FILE_STORE_HINT = "git config --global credential.patStore file"

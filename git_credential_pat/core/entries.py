@@ -12,6 +12,7 @@ from git_credential_pat.core.protocol import Message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # types only: `typing` costs `get` milliseconds at start-up
+    from collections.abc import Callable
     from typing import TypedDict
 
     class PatInfo(TypedDict, total=False):
@@ -83,16 +84,79 @@ def parse_json(text: str) -> object:
     return value
 
 
-def load(text: str | None) -> Item:
-    """Parse a stored item; an unreadable one counts as empty rather than breaking git."""
-    if text:
-        try:
-            item = parse_json(text)
-        except (ValueError, StopIteration, SystemError, RecursionError):  # what the scanner raises
-            item = None
-        if isinstance(item, dict) and isinstance(item.get("credentials"), list):
-            return item
+_TEXT_FIELDS = ("username", "password", "path", "oauth_refresh_token", "authtype",
+                "credential")
+_PAT_FIELDS = {"minted": bool, "id": str, "scope": str, "name": str, "valid_from": int}
+_ORG_FIELDS = {"tenant": str, "account": str, "fallback": str, "sweep_due": int}
+
+
+def empty() -> Item:
     return {"v": FORMAT_VERSION, "credentials": []}
+
+
+def load(text: str | None, report: Callable[[str], None] | None = None) -> Item:
+    """Parse a stored item. One that does not parse, or parses to another shape than the one
+    `dump` writes, counts as empty rather than breaking git on every request: `report` is told
+    why, and the next store replaces it."""
+    if not text:
+        return empty()
+    try:
+        item = parse_json(text)
+    except (ValueError, StopIteration, SystemError, RecursionError):  # what the scanner raises
+        why = "a chunk count out of range" if text.startswith("chunked:") else "not JSON"
+    else:
+        why = shape_problem(item)
+        if not why:
+            return item  # type: ignore[return-value]
+    if report:
+        report(why)
+    return empty()
+
+
+def shape_problem(item: object) -> str:
+    """What keeps a parsed item from being one `dump` could have written, or ""."""
+    if not isinstance(item, dict):
+        return "not an object"
+    credentials = item.get("credentials")
+    if not isinstance(credentials, list):
+        return "no list of credentials"
+    for entry in credentials:
+        why = _entry_problem(entry)
+        if why:
+            return why
+    if "org" in item:
+        return _fields_problem(item["org"], _ORG_FIELDS, "the organization's part")
+    return ""
+
+
+def _entry_problem(entry: object) -> str:
+    if not isinstance(entry, dict):
+        return "a credential that is not an object"
+    if not isinstance(entry.get("password"), str):
+        return "a credential without a password"
+    for name in _TEXT_FIELDS:
+        if name in entry and not isinstance(entry[name], str):
+            return f"a credential whose {name} is not text"
+    expiry = entry.get("password_expiry_utc")
+    if expiry is not None and not _is_int(expiry):
+        return "a credential whose password_expiry_utc is not a number"
+    if "pat" in entry:
+        return _fields_problem(entry["pat"], _PAT_FIELDS, "a credential's PAT details")
+    return ""
+
+
+def _fields_problem(part: object, kinds: dict[str, type], what: str) -> str:
+    if not isinstance(part, dict):
+        return f"{what} not an object"
+    for name, kind in kinds.items():
+        if name in part and not (_is_int(part[name]) if kind is int
+                                 else isinstance(part[name], kind)):
+            return f"{what} with a wrong {name}"
+    return ""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def pat_of(entry: Entry) -> PatInfo:

@@ -39,6 +39,12 @@ def printable(text: object) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
+def printable_lines(text: object) -> str:
+    """`printable`, line by line: text that is meant to span lines keeps its line breaks, and
+    nothing else of its control characters."""
+    return "\n".join(printable(line) for line in str(text).split("\n"))
+
+
 def show(text: object) -> str:
     """Outside text made safe for a terminal: control characters escaped, secrets masked."""
     return redact(printable(text))

@@ -108,9 +108,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Where secrets live: the OS keyring, or (opt-in) a 0600 file."),
     Setting("store_file", "", _path, "The file used when store is file; by default "
             "~/.config/git-credential-pat/credentials.json."),
-    Setting("timeout", 30.0, _positive(float), "Seconds to wait for one HTTP request."),
+    Setting("timeout", 30.0, _positive(float),
+            "Seconds one HTTP request may take in all, its retries and whole answer included."),
     Setting("git_timeout", 10.0, _positive(float),
             "Seconds to wait for one git command the helper runs (git config, git's cache)."),
+    Setting("store_timeout", constants.DEFAULT_STORE_TIMEOUT, _positive(float),
+            "Seconds to wait for the OS keyring (or the file store's lock) to answer one call: "
+            "a stopped keyring daemon, or an unlock prompt nobody answers, then fails in one "
+            "line."),
     Setting("signin_timeout", 300.0, _positive(float), "Seconds to wait for a person to sign in."),
     Setting("trace", "", _text,
             "1 or stderr traces to stderr; an absolute path appends to that file. "
@@ -165,6 +170,7 @@ class Settings:
     store_file: str
     timeout: float
     git_timeout: float
+    store_timeout: float
     signin_timeout: float
     trace: str
     identity: str

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import sys
 
-from git_credential_pat.core.errors import StoreError
+from git_credential_pat.core.constants import DEFAULT_STORE_TIMEOUT
+from git_credential_pat.core.errors import HelperError, StoreError
+from git_credential_pat.edges import files
 
 
 def default_file() -> str:
@@ -21,6 +23,7 @@ class FileStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.timeout = DEFAULT_STORE_TIMEOUT
         self.description = f"file {path} (plaintext, mode 0600)"
 
     def _load(self) -> dict[str, str]:
@@ -38,14 +41,11 @@ class FileStore:
     def _save(self, data: dict[str, str]) -> None:
         import json
 
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        temporary = f"{self.path}.{os.getpid()}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1, sort_keys=True)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, self.path)
+        try:  # under the file's lock, which every writer holds
+            files.remove_leftovers(self.path)
+            files.write_secret(self.path, json.dumps(data, indent=1, sort_keys=True))
+        except HelperError as error:
+            raise StoreError(str(error)) from None
 
     def read(self, key: str) -> str | None:
         return self._load().get(key)
@@ -53,7 +53,7 @@ class FileStore:
     def write(self, key: str, value: str) -> None:
         from git_credential_pat.edges import lock
 
-        with lock.held(f"file:{self.path}", timeout=30):
+        with lock.held(f"file:{self.path}", timeout=self.timeout):
             data = self._load()
             data[key] = value
             self._save(data)
@@ -61,7 +61,7 @@ class FileStore:
     def delete(self, key: str) -> None:
         from git_credential_pat.edges import lock
 
-        with lock.held(f"file:{self.path}", timeout=30):
+        with lock.held(f"file:{self.path}", timeout=self.timeout):
             data = self._load()
             if data.pop(key, None) is not None:
                 self._save(data)

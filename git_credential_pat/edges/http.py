@@ -5,15 +5,23 @@ exactly when it works for `git fetch`), nothing ever follows a redirect (a beare
 travel to whatever host a 3xx names), transient failures are retried within the caller's time
 budget, and every failure becomes one line that names the host and what the helper was doing,
 never a URL query, header or body that could carry a secret.
+
+A timeout given to requests bounds each socket read, not the exchange: a server that drips a
+body a byte at a time would keep the helper (and git) waiting for ever. So each attempt in
+`call`, its body included, also runs against the call's one deadline (`_within`), enforced
+with a real-time alarm where the platform has one (POSIX, on the main thread).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import random
+import signal
 import ssl
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -94,7 +102,11 @@ def new_session(settings: Settings) -> requests.Session:
 
 
 def host_of(url: str) -> str:
-    return urlsplit(url).hostname or "the server"
+    """The host a URL names; a server's malformed one (an unbalanced `[`) is not an error."""
+    try:
+        return urlsplit(url).hostname or "the server"
+    except ValueError:
+        return "a malformed address"
 
 
 def call(session: requests.Session, method: str, url: str, *, step: str, timeout: float,
@@ -141,18 +153,55 @@ def _send(session: requests.Session, method: str, url: str, left: float,
     memory; `json_of` then reports it as too large."""
     if left <= 0:
         raise requests.Timeout("the time budget is spent")
-    response = session.request(method, url, timeout=(min(CONNECT_TIMEOUT, left), left),
-                               allow_redirects=False, stream=True, **kwargs)  # type: ignore[arg-type]
     body = bytearray()
-    try:
-        for chunk in response.iter_content(64 * 1024):
-            body += chunk
-            if len(body) > MAX_BODY:
-                break
-    finally:
-        response.close()
+    with _within(left):
+        response = session.request(method, url, timeout=(min(CONNECT_TIMEOUT, left), left),
+                                   allow_redirects=False, stream=True,
+                                   **kwargs)  # type: ignore[arg-type]
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > MAX_BODY:
+                    break
+        finally:
+            response.close()
     response._content = bytes(body)  # where requests keeps a body it has read: `.content` works
     return response
+
+
+class _Overdue(BaseException):
+    """The deadline passed. A BaseException, so that no `except OSError` in urllib3 or msal
+    takes it for a connection failure and retries; `_within` turns it into a timeout."""
+
+
+_bounding = False  # a deadline is in force: an inner `_within` must not replace it
+
+
+@contextlib.contextmanager
+def _within(seconds: float) -> Iterator[None]:
+    """Raise `requests.Timeout` if the block takes longer than `seconds` (0: no bound), reads
+    included. Where there is no real-time alarm (Windows, or off the main thread) only each
+    read is bounded."""
+    global _bounding
+    if (seconds <= 0 or _bounding or not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _Overdue
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    _bounding = True
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Overdue:
+        raise requests.Timeout(f"no complete answer within {seconds:.0f} s") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        _bounding = False
 
 
 def _note_secrets(headers: object) -> None:
@@ -230,7 +279,10 @@ def _status_failure(host: str, step: str, response: requests.Response) -> Helper
 
 def _redirect_failure(host: str, step: str, response: requests.Response) -> HelperError:
     location = response.headers.get("Location")
-    target = host_of(urljoin(response.url, location)) if location else "nowhere"
+    try:
+        target = host_of(urljoin(response.url, location)) if location else "nowhere"
+    except ValueError:
+        target = "a malformed address"
     return HelperError(f"{host} redirected to {target} while {step}; not following it, so that "
                        "no token leaves for another host (a proxy or sign-in portal in the way?)")
 

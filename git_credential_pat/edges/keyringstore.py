@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from git_credential_pat.core.constants import FILE_STORE_HINT, SERVICE
+from git_credential_pat.core.constants import DEFAULT_STORE_TIMEOUT, FILE_STORE_HINT, SERVICE
 from git_credential_pat.core.errors import StoreError
 from git_credential_pat.edges import trace
 from git_credential_pat.edges.system import environ
@@ -32,7 +32,47 @@ if TYPE_CHECKING:
 
 CHUNK = 1000  # characters; UTF-16 on Windows, so 2,000 of the 2,560 bytes allowed
 CHUNKED = "chunked:"
+MAX_CHUNKS = 1000  # a megabyte: far more than a token cache of many accounts
 INDEX_KEY = "index"
+
+
+def _chunk_count(value: str | None) -> int:
+    """How many chunks a stored value says it was split into; 0 for a whole value, or for a
+    count that is not a number from 1 to MAX_CHUNKS (never a loop of a billion reads)."""
+    if not value or not value.startswith(CHUNKED):
+        return 0
+    digits = value[len(CHUNKED):]
+    count = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 4 else 0
+    return count if count <= MAX_CHUNKS else 0
+
+
+class NoAnswer(Exception):
+    """A keyring call outlasted its bound."""
+
+
+def bounded(work: Callable[[], Any], seconds: float) -> Any:
+    """`work()` on a daemon thread, abandoned after `seconds` (`NoAnswer`): a D-Bus call to a
+    stopped daemon or an unanswered unlock prompt cannot be interrupted, and the process
+    leaves without it. What `work` raises is raised here."""
+    import threading
+
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller as it is
+            outcome.append((False, error))
+
+    worker = threading.Thread(target=target, name="keyring", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not outcome:
+        raise NoAnswer
+    done, value = outcome[0]
+    if not done:
+        raise value
+    return value
 
 
 class NotReadAhead(Exception):
@@ -92,6 +132,7 @@ class KeyringStore:
         self._direct_read = _direct_reader()
         self._why_not_direct = ""  # for the trace, once it is known whether there is one
         self._loaded_backend: Any = None
+        self.timeout = DEFAULT_STORE_TIMEOUT
 
     @property
     def _backend(self) -> Any:
@@ -104,17 +145,24 @@ class KeyringStore:
         return f"OS keyring ({self._backend.name})"
 
     def _call(self, method: str, *args: str) -> Any:
-        backend = self._backend  # its own StoreError says what is missing
         from keyring.errors import KeyringError, KeyringLocked, PasswordDeleteError
 
-        try:
-            return getattr(backend, method)(SERVICE, *args)
+        try:  # the backend is opened on the worker too: finding the Secret Service can hang
+            return bounded(lambda: getattr(self._backend, method)(SERVICE, *args), self.timeout)
+        except StoreError:
+            raise  # the backend's own, saying what is missing
         except PasswordDeleteError:
             return None
         except KeyringLocked:
             raise StoreError(
                 "the keyring is locked; unlock it (log in to the desktop, or run "
                 "`gnome-keyring-daemon --unlock`) and try again"
+            ) from None
+        except NoAnswer:
+            raise StoreError(
+                f"the keyring did not answer within {self.timeout:g} s (is its daemon stopped "
+                "or hung, or an unlock prompt waiting?); restart it, or set "
+                f"credential.patStoreTimeout to wait longer, or opt into {FILE_STORE_HINT}"
             ) from None
         except (KeyringError, RuntimeError, OSError) as error:
             raise StoreError(
@@ -169,9 +217,9 @@ class KeyringStore:
     @staticmethod
     def _read(key: str, get: Callable[[str], str | None]) -> str | None:
         value = get(key)
-        if value is None or not value.startswith(CHUNKED):
-            return value
-        count = int(value[len(CHUNKED):])
+        count = _chunk_count(value)
+        if not count:
+            return value  # a count out of range is left for the item's reader to refuse
         parts = [get(f"{key}#{n}") for n in range(count)]
         return None if None in parts else "".join(parts)
 
@@ -206,8 +254,8 @@ class KeyringStore:
         return sorted(json.loads(self._call("get_password", INDEX_KEY) or "[]"))
 
     def _drop_chunks(self, key: str, old: str | None, keep: int) -> None:
-        if old and old.startswith(CHUNKED):
-            for n in range(keep, int(old[len(CHUNKED):])):
+        if old:
+            for n in range(keep, _chunk_count(old)):
                 self._call("delete_password", f"{key}#{n}")
 
     def _index(self, add: str = "", remove: str = "") -> None:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from git_credential_pat.core.errors import HelperError
+from git_credential_pat.edges import files
 
 POLL_SECONDS = 0.05
 
@@ -27,23 +28,7 @@ POLL_SECONDS = 0.05
 def lock_dir() -> str:
     local = os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else ""
     base = local or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "git-credential-pat", "git-credential-pat-locks")
-    if not os.path.isdir(path):
-        _private_dirs(path)
-    return path
-
-
-def _private_dirs(path: str) -> None:
-    """Create `path` and any missing parent as 0700 whatever the umask: a directory another
-    user could write would let them take the locks away."""
-    parent = os.path.dirname(path)
-    if parent != path and not os.path.isdir(parent):
-        _private_dirs(parent)
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        return
-    os.chmod(path, 0o700)
+    return files.private_dir(os.path.join(base, "git-credential-pat", "git-credential-pat-locks"))
 
 
 if sys.platform == "win32":
@@ -79,7 +64,11 @@ else:
 def held(name: str, timeout: float) -> Iterator[None]:
     """Hold the lock called `name`, waiting at most `timeout` seconds for it."""
     digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:24]
-    fd = os.open(os.path.join(lock_dir(), digest + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    path = os.path.join(lock_dir(), digest + ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as error:
+        raise HelperError(f"cannot create the lock file {path}: {files.problem(error)}") from None
     try:
         deadline = time.monotonic() + timeout
         while not _try_lock(fd):

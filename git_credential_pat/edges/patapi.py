@@ -25,6 +25,7 @@ API_VERSION = "7.1-preview.1"
 PAGE_SIZE = 100
 MAX_TOKEN = 1024  # characters; Azure DevOps' PATs have 52 or 84
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", re.ASCII)
+MAX_PAGES = 50  # 5,000 PATs; a server that never stops paging must not hold the mint lock
 _ISO_DATE = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?", re.ASCII)
 
@@ -151,7 +152,7 @@ class PatClient:
         """Every PAT with that status (active, revoked, expired or all), fetched page by page."""
         seen: set[str] = set()
         continuation = ""
-        while True:
+        for _ in range(MAX_PAGES):
             params = {"displayFilterOption": status, "$top": str(PAGE_SIZE)}
             if continuation:
                 params["continuationToken"] = continuation
@@ -159,13 +160,15 @@ class PatClient:
             page = self._result(self._send("GET", step, params=params), step, {})
             for item in page.get("patTokens") or []:
                 yield _pat(item, self.org)
-            continuation = page.get("continuationToken") or ""
+            continuation = str(page.get("continuationToken") or "")
             if not continuation:
                 return
             if continuation in seen:
                 trace.log("the PAT list repeated a continuation token; stopping")
                 return
             seen.add(continuation)
+        raise PatApiError(f"Azure DevOps kept sending more pages of PATs of {self.org} "
+                          f"(over {MAX_PAGES} pages of {PAGE_SIZE}); stopped listing them")
 
     def _send(self, method: str, step: str, *, params: dict[str, str] | None = None,
               json: dict | None = None) -> requests.Response:

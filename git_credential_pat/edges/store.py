@@ -16,6 +16,7 @@ else:
 
 class SecretStore(Protocol):
     description: str
+    timeout: float  # seconds one call may wait: the keyring's answer, or the file's lock
 
     def read(self, key: str) -> str | None: ...
 

@@ -518,7 +518,7 @@ class DevOps:
         }
         mine.sort(key=keys[sort_by], reverse=not ascending)  # type: ignore[arg-type]
         page = mine[offset:offset + top]
-        more = offset + top < len(mine)
+        more = offset + top < len(mine) or self.state.endless_pat_pages
         token = base64.urlsafe_b64encode(str(offset + top).encode()).decode() if more else ""
         return json_response({"continuationToken": token,
                               "patTokens": [self.pat_json(p) for p in page]})

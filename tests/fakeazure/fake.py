@@ -559,6 +559,17 @@ class FakeAzure:
         with self.state.lock:
             self.state.scope_refusal_status = status
 
+    def drip(self, step: str, seconds_per_byte: float, times: int = 1) -> None:
+        """The next `times` answers of `step` are sent as usual, but their body one byte at a
+        time, `seconds_per_byte` apart: every read gets a byte in time, the whole never ends
+        in time."""
+        self.state.add_fault(step, Fault("drip", times, seconds=seconds_per_byte))
+
+    def endless_pat_pages(self) -> None:
+        """Every PAT list answer carries a new continuation token, however few PATs there are."""
+        with self.state.lock:
+            self.state.endless_pat_pages = True
+
     def pat_errors_with_status(self, status: int) -> None:
         """Answer PAT API errors (`patTokenError` other than none) with this HTTP status
         instead of the 200 the spec documents."""

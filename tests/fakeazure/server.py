@@ -184,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             _shutdown(self.connection)
             return
-        if fault is not None:
+        if fault is not None and fault.kind != "drip":
             response = fault_response(fault)
         elif routed is None:
             response = text_response("Not found", 404)
@@ -200,7 +200,10 @@ class _Handler(BaseHTTPRequestHandler):
         except (ConnectionError, ValueError, OSError):
             self.close_connection = True
         self.record(req, step, response.status, response)
-        self.send(response)
+        if fault is not None and fault.kind == "drip":
+            self.send_dripping(response, fault.seconds)
+        else:
+            self.send(response)
 
     def record(self, req: Request, step: str, status: int, response: Response | None) -> None:
         self.server.state.log(RequestRecord(
@@ -229,6 +232,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (ConnectionError, ssl.SSLError, OSError):
             self.close_connection = True
+
+
+    def send_dripping(self, response: Response, seconds_per_byte: float) -> None:
+        """The head at once, then the body a byte at a time until it is sent, the client has
+        gone, or the fake stops."""
+        self.close_connection = True
+        try:
+            self.send_response(response.status)
+            for key, value in response.headers:
+                if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+            for n in range(len(response.body)):
+                if self.server.stopping.wait(seconds_per_byte):
+                    return
+                self.wfile.write(response.body[n:n + 1])
+                self.wfile.flush()
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
 
 
 def _scheme(req: Request) -> str:

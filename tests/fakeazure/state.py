@@ -255,7 +255,7 @@ class RequestRecord:
 
 @dataclass
 class Fault:
-    kind: str  # fail | drop | delay | redirect
+    kind: str  # fail | drop | delay | redirect | drip (the body sent `seconds` per byte)
     remaining: int
     status: int = 503
     retry_after: int | str | None = None  # seconds, or an HTTP date
@@ -303,6 +303,7 @@ class State:
             self.cae_events: dict[str, tuple[float, str]] = {}  # upn -> (when, claims JSON)
             self.create_answers: list[dict[str, object]] = []  # fields the next creates change
             self.scope_refusal_status = 403  # for a push with a PAT that may only read
+            self.endless_pat_pages = False
             self.offset_seconds = 0.0
 
     # -- clock -------------------------------------------------------------------------------
