@@ -50,9 +50,11 @@ CORRUPT = {
 
 
 def plant(key: str, value: str) -> None:
-    """Write an item into the Secret Service as another tool would, not through the helper."""
+    """Write the helper's own item (its attributes as `keyring` writes them, so the helper's
+    next write replaces it) with `value`, not through the helper."""
     subprocess.run(["secret-tool", "store", "--label=planted", "service", "git-credential-pat",
-                    "username", key], input=value.encode(), check=True, timeout=20)
+                    "username", key, "application", "Python keyring library"],
+                   input=value.encode(), check=True, timeout=20)
 
 
 @pytest.mark.parametrize("value", CORRUPT.values(), ids=CORRUPT.keys())

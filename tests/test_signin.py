@@ -225,7 +225,8 @@ def test_revoked_sessions_need_a_person_again(
     lines = Lines()
     token = sign_in(settings, session, cache, browser, contoso.tenant, ALICE, prompt=lines)
     list(PatClient(ORG, token.token, session, 10).list())
-    assert azure.authorize_count == 2 and lines.said == [f"{OPENING} as {ALICE}"]
+    assert azure.authorize_count == 2
+    assert_opening(lines.said, azure, contoso.tenant, ALICE)
 
 
 def test_forget_drops_only_that_access_token(azure: FakeAzure, contoso: Contoso,

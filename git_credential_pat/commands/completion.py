@@ -33,7 +33,7 @@ INSTALL_HINTS = {
 
 
 def run(args: argparse.Namespace, term: Terminal) -> int:
-    term.line({"bash": bash, "zsh": zsh, "fish": fish}[args.shell]())
+    term.script({"bash": bash, "zsh": zsh, "fish": fish}[args.shell]())
     return EXIT_OK
 
 

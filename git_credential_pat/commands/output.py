@@ -83,6 +83,13 @@ class Terminal:
                                else printable_lines(part) for part in parts) + "\n")
         self.out.flush()
 
+    def script(self, text: str) -> None:
+        """A shell script the helper made from its own parser (completion): written as it is,
+        since its tabs are the shell's, and nothing in it came from a server, a URL or the
+        store."""
+        self.out.write(text + "\n")
+        self.out.flush()
+
     def say(self, text: str) -> None:
         """A message for the person (sign-in prompts, warnings), around the progress line."""
         self._clear()
