@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from git_credential_pat.edges.signin import AccessToken
 
 T = TypeVar("T")
-FORGET_LOCK_SECONDS = 5  # an erase waits no longer than this for another process's sign-in
 
 
 @dataclass(frozen=True)
@@ -110,13 +109,13 @@ def _check_pinned(context: OrgContext, refused: TokenRefused, signed: Signed) ->
 def forget_refused(context: OrgContext, token: str) -> None:
     """Drop an access token git saw refused from the sign-in cache, so the next `get` signs
     in afresh instead of handing it back. Skipped (the next refusal tries again) while
-    another process holds the sign-in longer than an erase should wait."""
+    another process holds the sign-in: git waits on an erase, which never waits for a person."""
     from git_credential_pat.edges import lock, signin
 
     if policy.provided_token(context.org, context.runtime.environ):
         return  # what `get` answers there is the CI system's token, which no cache holds
     try:
-        with lock.held(SIGNIN_LOCK, timeout=FORGET_LOCK_SECONDS):
+        with lock.held(SIGNIN_LOCK, timeout=0):
             signin.SignIn(context.settings, context.http, StoredTokenCache(context.store),
                           context.runtime, context.runtime.environ).forget(token)
     except HelperError as error:

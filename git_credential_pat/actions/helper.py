@@ -105,7 +105,13 @@ def _get_azure(request: Message, context: OrgContext) -> Answer:
 
         answer = mint.answer_token(context.identity_token())
     else:
-        answer = _answer_from_store(request, context)
+        try:
+            answer = _answer_from_store(request, context)
+        except HelperError as error:
+            # git's own prompt would ask for a user name and password, where people type
+            # their Microsoft password, which Azure DevOps refuses; unless patGitPrompt asks.
+            error.quit_git = not context.settings.git_prompt
+            raise
     return [("username", asked) if asked and key == "username" else (key, value)
             for key, value in answer]
 
@@ -124,13 +130,7 @@ def _answer_from_store(request: Message, context: OrgContext) -> Answer:
     trace.log(f"no stored PAT serves {account or 'the usual account'} as it is: obtaining one")
     from git_credential_pat.actions import mint
 
-    try:
-        return mint.obtain(context, account)
-    except HelperError as error:
-        # git's own prompt would ask for a user name and password, where people type their
-        # Microsoft password, which Azure DevOps refuses; unless patGitPrompt asks for it.
-        error.quit_git = not context.settings.git_prompt
-        raise
+    return mint.obtain(context, account)
 
 
 def _store_azure(request: Message, context: OrgContext) -> Answer:

@@ -30,6 +30,7 @@ from git_credential_pat.core.errors import HelperError
 from git_credential_pat.core.protocol import Message
 from git_credential_pat.core.remote import Org, account_hint, org_of_url
 from git_credential_pat.edges import git
+from git_credential_pat.edges.files import replace_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -242,12 +243,8 @@ def remove_lines(path: str, numbers: set[int]) -> None:
     """Drop lines of a credential file, every other byte kept, its mode too."""
     with open(path, "rb") as old:
         lines = old.readlines()
-    temporary = f"{path}.{os.getpid()}.tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                         os.stat(path).st_mode & 0o777)
-    with os.fdopen(descriptor, "wb") as new:
-        new.writelines(line for n, line in enumerate(lines, 1) if n not in numbers)
-    os.replace(temporary, path)
+    kept = b"".join(line for n, line in enumerate(lines, 1) if n not in numbers)
+    replace_file(path, kept, os.stat(path).st_mode & 0o777)
 
 
 def run(args: argparse.Namespace, term: Terminal) -> int:

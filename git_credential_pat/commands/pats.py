@@ -205,7 +205,8 @@ def _pat_cells(row: dict[str, object], pat: Pat) -> tuple[str, ...]:
 
 def rotate(args: argparse.Namespace, term: Terminal) -> int:
     target = _as_before(resolve(Runtime(say=term.say), args.org_url))
-    previous = entries.stored_ids(target.item())
+    current = policy.pick(target.item(), target.settings.account, target.now())
+    previous = {entries.pat_id(current)} - {""} if current else set()  # what the mint replaces
     with term.progress(f"Minting a replacement PAT for {target.org.name}"):
         answer = dict(mint.renew(target, target.settings.account))
     if policy.looks_like_access_token(answer.get("password", "")):

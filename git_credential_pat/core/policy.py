@@ -81,7 +81,7 @@ def reads_only(entry: Entry) -> bool:
     """A minted PAT whose scope lets git fetch but not push: refused on a push, it still
     works, and revoking it would only mint its twin on the next fetch."""
     scope = set(entries.pat_of(entry).get("scope", "").split())
-    return entries.minted(entry) and bool(scope) and not scope & PUSH_SCOPES
+    return entries.minted(entry) and "vso.code" in scope and not scope & PUSH_SCOPES
 
 
 def falls_back(mode: str, code: str, status: int) -> bool:

@@ -66,21 +66,28 @@ def check_private(path: str) -> None:
 
 
 def write_secret(path: str, text: str) -> None:
-    """Replace the file at `path` with `text`, readable only by its owner, all or nothing: a
-    fresh temporary file beside it (never a symlink someone planted), synced, then renamed."""
+    """Replace the file at `path` with `text`, readable only by its owner, in a directory only
+    its owner can use (`replace_file`)."""
+    private_dir(os.path.dirname(path) or ".")
+    replace_file(path, text.encode("utf-8"), SECRET_FILE)
+
+
+def replace_file(path: str, data: bytes, mode: int) -> None:
+    """Replace the file at `path` with `data`, all or nothing: a fresh temporary file beside it
+    (never a symlink someone planted), synced, then renamed; on failure the temporary file,
+    which may hold secrets, is removed and the old file is left as it was."""
     import secrets
 
-    private_dir(os.path.dirname(path) or ".")
     temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(
         os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(temporary, flags, SECRET_FILE)
+        fd = os.open(temporary, flags, mode)
     except OSError as error:
         raise HelperError(f"cannot write {printable(path)}: {problem(error)}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

@@ -188,20 +188,28 @@ def _within(seconds: float) -> Iterator[None]:
         yield
         return
 
+    armed = [True]  # an alarm after the block, before it is cancelled, must not escape
+
     def expire(signum: int, frame: object) -> None:
-        raise _Overdue
+        if armed[0]:
+            raise _Overdue
 
     previous = signal.signal(signal.SIGALRM, expire)
     _bounding = True
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    earlier = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        try:
+            yield
+        finally:
+            armed[0] = False
     except _Overdue:
         raise requests.Timeout(f"no complete answer within {seconds:.0f} s") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         _bounding = False
+        if earlier[0]:  # a timer someone else set: its time runs on, less ours
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, earlier[0] - seconds), earlier[1])
 
 
 def _note_secrets(headers: object) -> None:
