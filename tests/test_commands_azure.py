@@ -347,6 +347,12 @@ def test_every_command_that_changes_something_says_what_it_did_in_json(
     assert out["signed_out"] == [azure_git.user]
     assert fake.live_pats() == []
 
+    ok(azure_git.command("login", "contoso"), fake)
+    every = json.loads(ok(azure_git.command("logout", "--all", "--json"), fake))
+    assert (every["organizations"], every["signed_out"]) == (
+        [{"organization": "contoso", "all_revoked": True}], [azure_git.user])
+    assert every["emptied"] and fake.live_pats() == []
+
     removed = json.loads(ok(azure_git.command("unconfigure", "--json"), fake))
     assert removed["done"] == "removed"
     assert json.loads(ok(azure_git.command("unconfigure", "--json"), fake))["done"] == \

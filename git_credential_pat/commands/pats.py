@@ -315,10 +315,13 @@ def logout(args: argparse.Namespace, term: Terminal) -> int:
     lines = term.muted() if args.json else term
     if args.all:
         store = main_store(runtime)
-        orgs = stored_orgs(store)
-        clean = [_log_out_of(runtime.org(org), lines) for org in orgs]
+        targets = [runtime.org(org) for org in stored_orgs(store)]
+        # The whole sign-in cache goes: every account an organization signed in with.
+        accounts = {entries.org_of(t.item()).get("account", "") for t in targets} - {""}
+        clean = [_log_out_of(target, lines) for target in targets]
         _forget_everything(store, lines)
-        done.update(organizations=_logged_out(orgs, clean), emptied=store.description)
+        done.update(organizations=_logged_out([t.org for t in targets], clean),
+                    signed_out=sorted(accounts), emptied=store.description)
     else:
         target = resolve(runtime, args.org_url)
         account = target.settings.account or entries.org_of(target.item()).get("account", "")
