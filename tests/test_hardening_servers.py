@@ -5,6 +5,7 @@ Each must end within the helper's stated bounds, in one line, leaving no orphan 
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -44,30 +45,32 @@ def test_a_dripped_body_ends_at_the_timeout(hardened: GitEnv, azure: FakeAzure,
     assert_no_orphan_pats(azure, hardened)
 
 
-def test_an_endless_pat_list_stops_at_the_page_cap(hardened: GitEnv, azure: FakeAzure) -> None:
+def endlessly_listed(hardened: GitEnv, azure: FakeAzure, command: str
+                     ) -> tuple[subprocess.CompletedProcess[bytes], int]:
+    """`command` for the organization once it has a PAT and its PAT listings never end: how it
+    ended (within 30 s), and how many pages it asked for."""
     assert hardened.git("ls-remote", REPO_URL, check=False).returncode == 0
     azure.endless_pat_pages()
     before = len(azure.requests_for("pat_list"))
     started = time.monotonic()
-    done = hardened.run("git-credential-pat", "list", "https://dev.azure.com/contoso",
+    done = hardened.run("git-credential-pat", command, "https://dev.azure.com/contoso",
                         check=False, timeout=120)
     assert time.monotonic() - started < 30
+    return done, len(azure.requests_for("pat_list")) - before
+
+
+def test_an_endless_pat_list_stops_at_the_page_cap(hardened: GitEnv, azure: FakeAzure) -> None:
+    done, pages = endlessly_listed(hardened, azure, "list")
     assert done.returncode == 1
     assert_one_clean_line(done.stderr, f"kept sending more pages of PATs of contoso (over "
                                        f"{MAX_PAGES} pages")
-    assert len(azure.requests_for("pat_list")) - before == MAX_PAGES
+    assert pages == MAX_PAGES
 
 
 def test_an_endless_pat_list_does_not_stop_a_rotation(hardened: GitEnv, azure: FakeAzure) -> None:
-    assert hardened.git("ls-remote", REPO_URL, check=False).returncode == 0
-    azure.endless_pat_pages()
-    before = len(azure.requests_for("pat_list"))
-    started = time.monotonic()
-    done = hardened.run("git-credential-pat", "rotate", "https://dev.azure.com/contoso",
-                        check=False, timeout=120)
-    assert time.monotonic() - started < 30
+    done, pages = endlessly_listed(hardened, azure, "rotate")
     # Two listings at most, each cut at the cap: its own PATs to replace, then the sweep.
-    assert len(azure.requests_for("pat_list")) - before <= 2 * MAX_PAGES
+    assert pages <= 2 * MAX_PAGES
     assert b"Traceback" not in done.stderr
     old, new = azure.pats
     assert old.revoked and stored_passwords(hardened) == [new.token]
