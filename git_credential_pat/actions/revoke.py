@@ -31,16 +31,22 @@ def revoke_one(client: PatClient, authorization_id: str) -> str:
 def ours(client: PatClient, context: OrgContext) -> set[str]:
     """Active PATs this installation minted in the organization, found by their display name,
     so that ones a lost keyring forgot are found too."""
-    name = context.display_name()
-    return {p.authorization_id for p in client.list() if p.display_name == name}
+    return set(_ours_made(client, context))
 
 
-def sweepable(client: PatClient, context: OrgContext, keep: str) -> set[str]:
+def sweepable(client: PatClient, context: OrgContext, keep: str,
+              stored: set[str] | None = None) -> set[str]:
     """This installation's PATs that were replaced or orphaned before `keep`, and are stored
-    nowhere now (`policy.sweepable`)."""
+    nowhere now (`policy.sweepable`); `stored`, the ids stored, when the caller has read them."""
+    if stored is None:
+        stored = entries.stored_ids(context.item())
+    return policy.sweepable(_ours_made(client, context), stored, keep)
+
+
+def _ours_made(client: PatClient, context: OrgContext) -> dict[str, float]:
+    """`ours`, each with when it was made."""
     name = context.display_name()
-    listed = {p.authorization_id: p.created for p in client.list() if p.display_name == name}
-    return policy.sweepable(listed, entries.stored_ids(context.item()), keep)
+    return {p.authorization_id: p.created for p in client.list() if p.display_name == name}
 
 
 def sweep(context: OrgContext, token: AccessToken, keep: Entry, replaced: list[Entry]) -> None:
@@ -49,13 +55,15 @@ def sweep(context: OrgContext, token: AccessToken, keep: Entry, replaced: list[E
     (`finish_sweep`)."""
     client = context.pats(token)
     doomed = {entries.pat_id(e) for e in replaced}
+    kept = entries.pat_id(keep)
+    stored = entries.stored_ids(context.item())
     done = True
     try:
-        doomed |= sweepable(client, context, entries.pat_id(keep))
+        doomed |= sweepable(client, context, kept, stored)
     except HelperError as error:
         trace.log(f"could not list PATs: {error}")
         done = False
-    doomed -= entries.stored_ids(context.item()) | {entries.pat_id(keep), ""}
+    doomed -= stored | {kept, ""}
     for authorization_id in sorted(doomed):
         done = not revoke_one(client, authorization_id) and done
     if doomed:  # git's cache may still hand them out, for this or another path of the org
